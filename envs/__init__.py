@@ -1,0 +1,30 @@
+"""earlyexp settings: the env contract, its checker, the registry and the built-in settings.
+
+Importing this package registers the built-in ids (lazily: no setting module is imported
+until its first ``make``).
+"""
+
+from envs.checker import ContractError, check_env
+from envs.contract import SPLITS, TextEnv, text_space
+from envs.registration import env_info, make, register, registered_ids, resolve_id
+
+__all__ = [
+    "SPLITS",
+    "ContractError",
+    "TextEnv",
+    "check_env",
+    "env_info",
+    "make",
+    "register",
+    "registered_ids",
+    "resolve_id",
+    "text_space",
+]
+
+register(
+    "earlyexp/Household-v0",
+    "envs.household:HouseholdEnv",
+    max_episode_steps=50,
+    family="text game",
+    description="ALFWorld-like household: six task types over receptacles and objects",
+)

@@ -1,0 +1,255 @@
+"""``check_env``: Gymnasium's own env checker plus the earlyexp contract (see envs.contract)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.utils.env_checker import data_equivalence
+
+from envs.registration import make, resolve_id
+
+INFO_KEYS = ("admissible_actions", "invalid_action", "success", "checklist")
+NOT_A_COMMAND = "xyzzy plugh frobnicate"
+
+
+class ContractError(AssertionError):
+    """An env breaks the earlyexp env contract; the message names the check and the state."""
+
+
+def check_env(
+    env_or_id: gym.Env | str,
+    *,
+    instances: int = 20,
+    seed: int = 0,
+    report: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Check an env (or a registered id, on both splits) against Gymnasium and the contract.
+
+    Raises :class:`ContractError` at the first broken rule; returns the names of the checks
+    that passed. ``instances`` episodes per split are solved by the expert and compared
+    across splits. ``report`` is called with each passed check's name (for progress output).
+    """
+    if isinstance(env_or_id, str):
+        env_id = resolve_id(env_or_id)
+        train, test = make(env_id, split="train"), make(env_id, split="test")
+        max_steps = train.spec.max_episode_steps if train.spec else None
+    else:
+        train, test, env_id = env_or_id, None, str(env_or_id)
+        max_steps = env_or_id.spec.max_episode_steps if env_or_id.spec else None
+    max_steps = max_steps or 1000
+    passed: list[str] = []
+
+    def ok(name: str) -> None:
+        passed.append(name)
+        if report is not None:
+            report(name)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(train.unwrapped, skip_render_check=True)
+    ok("gymnasium checker")
+
+    env = train.unwrapped
+    rng = np.random.default_rng(seed)
+    _check_reset(env, seed)
+    ok("reset: observation and info keys")
+    _check_determinism(env, seed, rng)
+    ok("determinism under a seed")
+    _check_snapshots(env, seed, rng)
+    ok("snapshot round trip")
+    _check_actions(env, seed, rng)
+    ok("admissible commands accepted; inadmissible and non-string handled")
+    for split_env in (train, test) if test is not None else (train,):
+        _check_expert(split_env.unwrapped, instances, seed, max_steps)
+        ok(f"expert solves {instances} {split_env.unwrapped.split} instances")
+    if test is not None:
+        _check_splits(train.unwrapped, test.unwrapped, instances, seed)
+        ok("test instances are not train instances")
+    return passed
+
+
+def _fail(env: gym.Env, check: str, detail: str) -> ContractError:
+    return ContractError(f"{type(env).__name__}: {check}: {detail}")
+
+
+def _check_obs(env: gym.Env, obs: Any, info: dict, where: str) -> None:
+    if not (
+        isinstance(obs, dict)
+        and isinstance(obs.get("goal"), str)
+        and isinstance(obs.get("text"), str)
+    ):
+        raise _fail(
+            env, where, f"observation must be a dict with str 'goal' and 'text', got {obs!r}"
+        )
+    if not env.observation_space.contains(obs):
+        raise _fail(env, where, f"observation not in observation_space: {obs!r}")
+    missing = [k for k in INFO_KEYS if k not in info]
+    if missing:
+        raise _fail(env, where, f"info lacks {missing}")
+    actions = info["admissible_actions"]
+    if not actions or not all(isinstance(a, str) for a in actions):
+        raise _fail(
+            env, where, f"admissible_actions must be a non-empty list of str, got {actions!r}"
+        )
+    if not isinstance(info["checklist"], dict):
+        raise _fail(env, where, "info['checklist'] must be a dict[str, bool]")
+
+
+def _pick(info: dict, rng: np.random.Generator) -> str:
+    actions = info["admissible_actions"]
+    return actions[rng.integers(len(actions))]
+
+
+def _walk(env: gym.Env, seed: int, rng: np.random.Generator, steps: int) -> dict:
+    """Reset with ``seed`` and take up to ``steps`` random admissible commands without ending
+    the episode; return the last info."""
+    _, info = env.reset(seed=seed)
+    for _ in range(steps):
+        snapshot = env.get_state()
+        _, _, terminated, truncated, next_info = env.step(_pick(info, rng))
+        if terminated or truncated:
+            env.set_state(snapshot)
+            break
+        info = next_info
+    return info
+
+
+def _check_reset(env: gym.Env, seed: int) -> None:
+    obs, info = env.reset(seed=seed)
+    _check_obs(env, obs, info, "reset")
+    if info["success"] or info["invalid_action"]:
+        raise _fail(
+            env, "reset", "info['success'] and info['invalid_action'] must be False at reset"
+        )
+
+
+def _rollout(env: gym.Env, seed: int, actions_rng_seed: int, steps: int) -> list[Any]:
+    rng = np.random.default_rng(actions_rng_seed)
+    obs, info = env.reset(seed=seed)
+    trace: list[Any] = [obs, info]
+    for _ in range(steps):
+        action = _pick(info, rng)
+        obs, reward, terminated, truncated, info = env.step(action)
+        _check_obs(env, obs, info, "step")
+        trace.append((action, obs, reward, terminated, truncated, info))
+        if terminated or truncated:
+            break
+    return trace
+
+
+def _check_determinism(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
+    for s in (seed, seed + 1, seed + 2):
+        walk_seed = int(rng.integers(1 << 30))
+        first, second = _rollout(env, s, walk_seed, 30), _rollout(env, s, walk_seed, 30)
+        if not data_equivalence(first, second):
+            raise _fail(
+                env,
+                "determinism",
+                f"two rollouts from reset(seed={s}) with the same actions differ",
+            )
+    if data_equivalence(
+        _rollout(env, seed, 0, 0), _rollout(env, seed + 1, 0, 0)
+    ) and data_equivalence(_rollout(env, seed, 0, 0), _rollout(env, seed + 2, 0, 0)):
+        raise _fail(env, "determinism", "reset ignores the seed: seeds give identical instances")
+
+
+def _check_snapshots(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
+    twin = make(env.spec.id, split=getattr(env, "split", "train")).unwrapped if env.spec else None
+    for s in range(seed, seed + 5):
+        info = _walk(env, s, rng, int(rng.integers(1, 8)))
+        snapshot = env.get_state()
+        action = _pick(info, rng)
+        original = env.step(action)
+        env.set_state(snapshot)
+        env.set_state(env.get_state())
+        restored = env.step(action)
+        if not data_equivalence(original, restored):
+            raise _fail(
+                env,
+                "snapshot",
+                f"step {action!r} after set_state differs from the original (seed {s})",
+            )
+        if twin is not None:
+            twin.reset(seed=s + 1000)
+            twin.set_state(snapshot)
+            if not data_equivalence(original, twin.step(action)):
+                raise _fail(
+                    env,
+                    "snapshot",
+                    f"a snapshot restored into a second env steps differently (seed {s})",
+                )
+
+
+def _check_actions(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
+    for s in range(seed, seed + 3):
+        info = _walk(env, s, rng, int(rng.integers(0, 6)))
+        snapshot = env.get_state()
+        for action in info["admissible_actions"]:
+            *_, step_info = env.step(action)
+            if step_info["invalid_action"]:
+                raise _fail(
+                    env, "admissible", f"admissible command {action!r} was refused (seed {s})"
+                )
+            env.set_state(snapshot)
+        probe = info["admissible_actions"][0]
+        expected = env.step(probe)
+        env.set_state(snapshot)
+        for bad in (NOT_A_COMMAND, "", "click[[x]]"):
+            if bad in info["admissible_actions"]:
+                continue
+            obs, reward, terminated, truncated, bad_info = env.step(bad)
+            if not bad_info["invalid_action"] or reward != 0.0 or terminated:
+                raise _fail(
+                    env,
+                    "invalid command",
+                    f"{bad!r} must set info['invalid_action'] and change nothing",
+                )
+            if bad_info["admissible_actions"] != info["admissible_actions"]:
+                raise _fail(env, "invalid command", f"{bad!r} changed the admissible commands")
+        if not data_equivalence(expected, env.step(probe)):
+            raise _fail(env, "invalid command", "an inadmissible command changed the state")
+        env.set_state(snapshot)
+        for wrong in (3, None, [probe]):
+            try:
+                env.step(wrong)
+            except TypeError:
+                continue
+            raise _fail(env, "non-string action", f"step({wrong!r}) must raise TypeError")
+
+
+def _check_expert(env: gym.Env, instances: int, seed: int, max_steps: int) -> None:
+    for s in range(seed, seed + instances):
+        obs, info = env.reset(seed=s)
+        for _ in range(max_steps):
+            action = env.expert_action()
+            if action not in info["admissible_actions"]:
+                raise _fail(
+                    env, "expert", f"expert chose inadmissible {action!r} ({env.split} seed {s})"
+                )
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        if not info["success"]:
+            raise _fail(
+                env, "expert", f"expert failed {env.split} seed {s} within {max_steps} steps"
+            )
+
+
+def _check_splits(train: gym.Env, test: gym.Env, instances: int, seed: int) -> None:
+    def instance(env: gym.Env, s: int) -> tuple[str, str]:
+        obs, _ = env.reset(seed=s)
+        return obs["goal"], obs["text"]
+
+    seen = {instance(train, s) for s in range(seed, seed + instances)}
+    for s in range(seed, seed + instances):
+        if instance(test, s) in seen:
+            raise _fail(
+                test,
+                "splits",
+                f"test seed {s} generates an instance the train split also generates",
+            )

@@ -1,0 +1,187 @@
+"""The env contract every earlyexp setting follows, and a base class that owns its bookkeeping.
+
+The contract (see DESIGN.md) in short:
+
+* Gymnasium API: ``reset(seed=..., options=...) -> (obs, info)`` and the 5-tuple ``step``.
+  All randomness goes through ``self.np_random``. Envs never truncate themselves; the step
+  cap is ``max_episode_steps`` at registration.
+* Observation: ``{"goal": str, "text": str}``; a setting may add native keys.
+* Action: a text command. ``info["admissible_actions"]`` is the non-empty list of commands
+  valid now. An inadmissible command is still a step: the state does not change, the
+  observation says the command is not available, ``info["invalid_action"] = True``. A
+  non-string action raises ``TypeError``.
+* Outcome: reward 1.0 on the step the task is completed, else 0.0; ``terminated`` on success
+  or unrecoverable failure; ``info["success"]``; ``info["checklist"]`` maps each verifiable
+  sub-goal to whether it holds now.
+* Expert: ``expert_action() -> str`` from any reachable state.
+* Branching: ``get_state()`` / ``set_state(state)`` snapshot and restore the whole env, its
+  RNG included.
+
+A user's plain ``gymnasium.Env`` that provides exactly these works with every learner;
+subclassing :class:`TextEnv` is the short way to get the bookkeeping right.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+SPLITS = ("train", "test")
+#: Characters an observation or command may contain (printable ASCII).
+CHARSET = frozenset(string.printable)
+MAX_TEXT_LENGTH = 8192
+
+
+def text_space(max_length: int = MAX_TEXT_LENGTH) -> spaces.Text:
+    """The Gymnasium space of a natural-language string (goal, observation text or command)."""
+    return spaces.Text(max_length=max_length, min_length=0, charset=CHARSET)
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` if it names a split, else raise a ValueError that lists the splits."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def invalid_action_text(command: str) -> str:
+    """The observation text for a command that is not admissible now."""
+    shown = command if len(command) <= 80 else command[:77] + "..."
+    return f"Nothing happens: the command {shown!r} is not available here."
+
+
+class TextEnv(gym.Env[dict, str]):
+    """Base class of a contract env: owns ``step``'s bookkeeping, snapshots and ``info``.
+
+    A setting implements the hooks below and keeps all of its mutable episode state in
+    ``self.world`` (any deep-copyable object), so the default snapshot is exact:
+
+    * ``_generate() -> tuple[str, str]``: build a new instance from ``self.np_random`` into
+      ``self.world``; return ``(goal, initial observation text)``.
+    * ``admissible_actions() -> list[str]``: the commands valid now (non-empty).
+    * ``_execute(command) -> str``: apply an admissible command; return the feedback text.
+    * ``checklist() -> dict[str, bool]``: the task's verifiable sub-goals.
+    * ``expert_action() -> str``: an oracle's command from the current state.
+    * optionally ``_succeeded()`` (default: every checklist item holds) and ``_failed()``
+      (default: never; an unrecoverable state).
+    """
+
+    metadata = {"render_modes": ["ansi", "human"]}
+
+    def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
+        self.split = check_split(split)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; expected one of "
+                f"{', '.join(self.metadata['render_modes'])} or None"
+            )
+        self.render_mode = render_mode
+        self.observation_space = spaces.Dict({"goal": text_space(), "text": text_space()})
+        self.action_space = text_space(max_length=256)
+        self.world: Any = None
+        self.goal = ""
+        self._text = ""
+        self._admissible: list[str] = []
+        self._done = False
+
+    # -- hooks a setting implements ---------------------------------------------------------
+    def _generate(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def admissible_actions(self) -> list[str]:
+        """The commands valid in the current state."""
+        raise NotImplementedError
+
+    def _execute(self, command: str) -> str:
+        raise NotImplementedError
+
+    def checklist(self) -> dict[str, bool]:
+        """The task's verifiable sub-goals and whether each holds now."""
+        raise NotImplementedError
+
+    def expert_action(self) -> str:
+        """An oracle's command from the current state (any reachable state)."""
+        raise NotImplementedError
+
+    def _succeeded(self) -> bool:
+        return all(self.checklist().values())
+
+    def _failed(self) -> bool:
+        return False
+
+    # -- Gymnasium API ----------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        self.goal, self._text = self._generate()
+        self._done = False
+        self._admissible = self.admissible_actions()
+        return self._obs(), self._info(invalid=False, success=False)
+
+    def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
+        if not isinstance(action, str):
+            raise TypeError(
+                f"an action is a text command (str), got {type(action).__name__}: {action!r}; "
+                f"pick one of info['admissible_actions']"
+            )
+        if self.world is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() to start a new one")
+        command = action.strip()
+        if command not in self._admissible:
+            self._text = invalid_action_text(action)
+            return self._obs(), 0.0, False, False, self._info(invalid=True, success=False)
+        self._text = self._execute(command)
+        success = self._succeeded()
+        self._done = success or self._failed()
+        self._admissible = self.admissible_actions()
+        return self._obs(), float(success), self._done, False, self._info(False, success)
+
+    def render(self) -> str | None:
+        frame = f"Goal: {self.goal}\n{self._text}"
+        if self.render_mode == "human":
+            print(frame)
+            return None
+        return frame
+
+    # -- branching --------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of the whole env, RNG included; restore it with :meth:`set_state`."""
+        return copy.deepcopy(
+            {
+                "world": self.world,
+                "goal": self.goal,
+                "text": self._text,
+                "admissible": self._admissible,
+                "done": self._done,
+                "rng": self.np_random.bit_generator.state,
+            }
+        )
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot taken by :meth:`get_state` (the snapshot stays reusable)."""
+        state = copy.deepcopy(state)
+        self.world = state["world"]
+        self.goal = state["goal"]
+        self._text = state["text"]
+        self._admissible = state["admissible"]
+        self._done = state["done"]
+        self.np_random.bit_generator.state = state["rng"]
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _obs(self) -> dict[str, str]:
+        return {"goal": self.goal, "text": self._text}
+
+    def _info(self, invalid: bool, success: bool) -> dict[str, Any]:
+        return {
+            "admissible_actions": list(self._admissible),
+            "invalid_action": invalid,
+            "success": success,
+            "checklist": self.checklist(),
+        }
