@@ -1,0 +1,332 @@
+"""Tests of the ALFWorld-like household setting (earlyexp/Household-v0)."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+import envs
+from envs.household import (
+    TASK_TYPES,
+    HouseholdEnv,
+    compositions,
+    goal_texts,
+    layout_names,
+)
+
+ENV_ID = "earlyexp/Household-v0"
+CAP = 50
+
+
+def _strip_numbers(text: str) -> str:
+    return re.sub(r"\s*\d+", "", text)
+
+
+def _world_key(env: HouseholdEnv) -> tuple:
+    """The mutable state of an env, comparable with ``==``."""
+    w = env.world
+    return (w.loc, w.held, tuple(w.obj_loc), tuple(w.flags), tuple(w.is_open), tuple(w.lamp_on))
+
+
+def _random_walk(env, info: dict, steps: int, rng: random.Random) -> tuple[dict, bool, int]:
+    """Take up to ``steps`` random admissible commands; return (info, done, steps taken)."""
+    for n in range(steps):
+        _, _, terminated, truncated, info = env.step(rng.choice(info["admissible_actions"]))
+        if terminated or truncated:
+            return info, True, n + 1
+    return info, False, steps
+
+
+def _follow_expert(env, info: dict) -> tuple[bool, int, dict]:
+    """Follow the expert until the episode ends; return (success, steps, last info)."""
+    n = 0
+    while True:
+        action = env.unwrapped.expert_action()
+        assert action in info["admissible_actions"], (action, info["admissible_actions"])
+        _, reward, terminated, truncated, info = env.step(action)
+        n += 1
+        if terminated or truncated:
+            return bool(reward == 1.0 and info["success"] and terminated), n, info
+
+
+# -- expert --------------------------------------------------------------------------------
+@pytest.mark.parametrize("split", envs.SPLITS)
+def test_expert_solves_every_instance(split: str) -> None:
+    env = envs.make(ENV_ID, split=split)
+    lengths = []
+    for seed in range(200):
+        _, info = env.reset(seed=seed)
+        solved, n, info = _follow_expert(env, info)
+        assert solved, f"seed {seed}: expert failed, goal {env.unwrapped.goal!r}"
+        assert all(info["checklist"].values())
+        lengths.append(n)
+    # ALFWorld-like tasks take a handful of steps; well within the cap
+    assert max(lengths) <= CAP // 2
+
+
+@pytest.mark.parametrize("split", envs.SPLITS)
+@pytest.mark.parametrize("walk", [3, 10, 25])
+def test_expert_solves_from_random_states(split: str, walk: int) -> None:
+    env = envs.make(ENV_ID, split=split)
+    for seed in range(40):
+        _, info = env.reset(seed=seed)
+        info, done, _ = _random_walk(env, info, walk, random.Random(seed * 31 + walk))
+        if done:  # the random walk solved it (or ran out of steps): nothing left to do
+            continue
+        solved, _, _ = _follow_expert(env, info)
+        assert solved, f"seed {seed}, after {walk} random steps: expert failed"
+
+
+# -- splits --------------------------------------------------------------------------------
+def test_composition_partition() -> None:
+    train, test = set(compositions("train")), set(compositions("test"))
+    assert train and test
+    assert not train & test
+    assert 0.1 < len(test) / (len(train) + len(test)) < 0.3
+    for split in (train, test):
+        assert {c[0] for c in split} == set(TASK_TYPES)
+    # the partition is fixed: calling again gives the same answer
+    assert compositions("train") == compositions("train")
+    with pytest.raises(ValueError, match="unknown split"):
+        compositions("validation")
+
+
+def _generated(split: str, seeds: range) -> tuple[Counter, set[str], set[str]]:
+    env = HouseholdEnv(split)
+    kinds: Counter = Counter()
+    goals, layouts = set(), set()
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        kinds[env.world.task.kind] += 1
+        goals.add(_strip_numbers(obs["goal"]))
+        layouts.add(env.world.layout.name)
+    return kinds, goals, layouts
+
+
+def test_test_goals_never_generated_in_train() -> None:
+    train_kinds, train_goals, train_layouts = _generated("train", range(3000))
+    test_kinds, test_goals, test_layouts = _generated("test", range(1000))
+    assert set(train_kinds) == set(test_kinds) == set(TASK_TYPES)
+    assert not train_goals & test_goals
+    # every generated goal phrases a composition of its own split
+    for split, goals in (("train", train_goals), ("test", test_goals)):
+        allowed = {g for c in compositions(split) for g in goal_texts(c)}
+        assert goals <= allowed
+    # some layouts occur only in test
+    assert train_layouts <= set(layout_names("train"))
+    assert test_layouts - set(layout_names("train"))
+
+
+def test_never_solved_at_reset() -> None:
+    for split in envs.SPLITS:
+        env = HouseholdEnv(split)
+        for seed in range(300):
+            _, info = env.reset(seed=seed)
+            assert not all(info["checklist"].values()), (split, seed, env.goal)
+            assert not info["success"]
+
+
+# -- contract ------------------------------------------------------------------------------
+def test_deterministic_under_seed() -> None:
+    def rollout(seed: int) -> list:
+        env = envs.make(ENV_ID)
+        obs, info = env.reset(seed=seed)
+        trace = [(obs, info)]
+        rng = random.Random(seed)
+        for _ in range(30):
+            out = env.step(rng.choice(info["admissible_actions"]))
+            info = out[4]
+            trace.append(out)
+            if out[2] or out[3]:
+                break
+        return trace
+
+    for seed in (0, 7, 123):
+        assert rollout(seed) == rollout(seed)
+    assert rollout(0)[0] != rollout(1)[0]
+
+
+def test_snapshot_round_trip() -> None:
+    env = envs.make(ENV_ID)
+    other = envs.make(ENV_ID)
+    other.reset(seed=999)
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        info, done, _ = _random_walk(env, info, 8, random.Random(seed))
+        if done:
+            continue
+        u = env.unwrapped
+        snap = u.get_state()
+        u.set_state(u.get_state())
+        assert _world_key(u) == (
+            snap["world"].loc,
+            snap["world"].held,
+            tuple(snap["world"].obj_loc),
+            tuple(snap["world"].flags),
+            tuple(snap["world"].is_open),
+            tuple(snap["world"].lamp_on),
+        )
+        # restore into a second env, then step both with the same commands
+        other.unwrapped.set_state(snap)
+        rng = random.Random(seed + 1)
+        for _ in range(10):
+            action = rng.choice(info["admissible_actions"])
+            a, b = env.step(action), other.step(action)
+            assert a == b
+            info = a[4]
+            if a[2]:
+                break
+        # the snapshot stays reusable and restores the RNG: the next reset matches
+        u.set_state(snap)
+        other.unwrapped.set_state(snap)
+        assert env.reset() == other.reset()
+
+
+def test_admissible_actions_are_valid() -> None:
+    env = HouseholdEnv()
+    sizes = []
+    for seed in range(30):
+        _, info = env.reset(seed=seed)
+        rng = random.Random(seed)
+        for _ in range(12):
+            actions = info["admissible_actions"]
+            sizes.append(len(actions))
+            assert actions and len(actions) == len(set(actions))
+            assert actions == env.admissible_actions()  # deterministic
+            snap = env.get_state()
+            for action in actions:
+                env.set_state(snap)
+                _, _, _, _, step_info = env.step(action)
+                assert not step_info["invalid_action"], action
+            env.set_state(snap)
+            _, _, terminated, _, info = env.step(rng.choice(actions))
+            if terminated:
+                break
+    assert min(sizes) >= 10 and max(sizes) <= 45
+
+
+def test_inadmissible_command_changes_nothing() -> None:
+    env = envs.make(ENV_ID)
+    _, info = env.reset(seed=3)
+    info, _, _ = _random_walk(env, info, 5, random.Random(3))
+    before = _world_key(env.unwrapped)
+    for command in ("fly to the moon", "take unicorn 1 from countertop 1", "go to bathtub 9"):
+        obs, reward, terminated, truncated, step_info = env.step(command)
+        assert step_info["invalid_action"]
+        assert reward == 0.0 and not terminated and not truncated
+        assert "not available" in obs["text"]
+        assert _world_key(env.unwrapped) == before
+        assert step_info["admissible_actions"] == info["admissible_actions"]
+
+
+def test_non_string_action_raises() -> None:
+    env = envs.make(ENV_ID)
+    env.reset(seed=0)
+    for bad in (0, None, ["look"]):
+        with pytest.raises(TypeError, match="text command"):
+            env.step(bad)
+
+
+# -- text and checklist --------------------------------------------------------------------
+def _first(actions: list[str], prefix: str) -> str | None:
+    return next((a for a in actions if a.startswith(prefix)), None)
+
+
+def test_text_format() -> None:
+    env = HouseholdEnv()
+    obs, info = env.reset(seed=0)
+    assert obs["text"].startswith("You are in the middle of a room. Looking quickly around you")
+    assert env.step("inventory")[0]["text"] == "You are not carrying anything."
+
+    # a closed receptacle, opened, an object taken from it, put back
+    for seed in range(100):
+        obs, info = env.reset(seed=seed)
+        lay = env.world.layout
+        # an openable receptacle (closed at reset) with something in it
+        filled = [r for r in range(len(lay.rnames)) if lay.openable[r] and r in env.world.obj_loc]
+        if filled:
+            break
+    rn = lay.rnames[filled[0]]
+    obs, _, _, _, info = env.step(f"go to {rn}")
+    assert obs["text"] == f"You arrive at {rn}. The {rn} is closed."
+    assert _first(info["admissible_actions"], "take") is None
+    obs, _, _, _, info = env.step(f"open {rn}")
+    assert obs["text"].startswith(f"You open the {rn}. The {rn} is open. In it, you see a ")
+    take = _first(info["admissible_actions"], "take ")
+    obj = take[len("take ") : take.index(" from ")]
+    obs, _, _, _, info = env.step(take)
+    assert obs["text"] == f"You pick up the {obj} from the {rn}."
+    assert env.step("inventory")[0]["text"] == f"You are carrying: a {obj}."
+    assert _first(info["admissible_actions"], "take ") is None  # one object at a time
+    obs, _, _, _, info = env.step(f"put {obj} in {rn}")
+    assert obs["text"] == f"You put the {obj} in the {rn}."
+    obs, _, _, _, info = env.step(f"close {rn}")
+    assert obs["text"] == f"You close the {rn}."
+
+    # a surface: "On the countertop 1, you see ..."
+    for seed in range(100):
+        obs, info = env.reset(seed=seed)
+        surface = _first(info["admissible_actions"], "go to countertop")
+        if surface:
+            break
+    rn = surface[len("go to ") :]
+    obs, *_ = env.step(surface)
+    assert re.fullmatch(
+        rf"You arrive at {rn}\. On the {rn}, you see (nothing|a [a-z]+ \d+(, a [a-z]+ \d+)*)\.",
+        obs["text"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "pattern"),
+    [
+        ("pick_clean_then_place", r"You clean the [a-z]+ \d+ using the sinkbasin \d+\."),
+        ("pick_heat_then_place", r"You heat the [a-z]+ \d+ using the microwave \d+\."),
+        ("pick_cool_then_place", r"You cool the [a-z]+ \d+ using the fridge \d+\."),
+        ("look_at_obj_in_light", r"You turn on the (desklamp|floorlamp) \d+\."),
+    ],
+)
+def test_transformation_text_and_checklist(kind: str, pattern: str) -> None:
+    env = HouseholdEnv()
+    for seed in range(200):
+        _, info = env.reset(seed=seed)
+        if env.world.task.kind == kind:
+            break
+    task = env.world.task
+    keys = list(info["checklist"])
+    if kind == "look_at_obj_in_light":
+        assert keys == [
+            f"holding {task.otype}",
+            f"{task.target} is on",
+            f"next to the {task.target}",
+        ]
+    else:
+        word = {"pick_clean_then_place": "clean", "pick_heat_then_place": "hot"}.get(kind, "cool")
+        assert keys[0] == f"{task.otype} is {word}"
+        assert re.fullmatch(rf"a {word} {task.otype} is (in|on) {task.target}", keys[1])
+    texts = []
+    while True:
+        obs, reward, terminated, _, info = env.step(env.expert_action())
+        texts.append(obs["text"])
+        if terminated:
+            break
+    assert any(re.fullmatch(pattern, t) for t in texts), texts
+    assert reward == 1.0 and all(info["checklist"].values())
+
+
+def test_two_object_checklist() -> None:
+    env = HouseholdEnv()
+    for seed in range(200):
+        _, info = env.reset(seed=seed)
+        if env.world.task.kind == "pick_two_obj_and_place":
+            break
+    first, second = info["checklist"]
+    assert first.startswith("first ") and second.startswith("second ")
+    seen = []
+    while not info["success"]:
+        _, _, _, _, info = env.step(env.expert_action())
+        seen.append(tuple(info["checklist"].values()))
+    assert (True, False) in seen and seen[-1] == (True, True)
