@@ -1,0 +1,26 @@
+"""earlyexp agents: the hashing tokenizer, state/command featurization, the policy model and
+the Agent that acts, saves and loads.
+
+Works on the env contract's strings only; it imports no setting.
+"""
+
+from agents.agent import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Agent, AgentConfig
+from agents.features import collate, encode_action, encode_state
+from agents.model import MASKED_LOGIT, Encoding, ModelConfig, PolicyModel, count_parameters
+from agents.tokenizer import HashingTokenizer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "MASKED_LOGIT",
+    "Agent",
+    "AgentConfig",
+    "Encoding",
+    "HashingTokenizer",
+    "ModelConfig",
+    "PolicyModel",
+    "collate",
+    "count_parameters",
+    "encode_action",
+    "encode_state",
+]

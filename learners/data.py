@@ -1,0 +1,245 @@
+"""Expert demonstrations: collect them from any contract env into a documented dataset file.
+
+Dataset file format (``earlyexp-demos``, version 1): UTF-8 JSON Lines.
+
+* line 1, the header: ``{"format": "earlyexp-demos", "version": 1, "env_id": str,
+  "split": "train"|"test", "seed": int, "episodes": int, "env_kwargs": dict}``
+* one line per episode: ``{"seed": int, "goal": str, "success": bool, "final_text": str,
+  "steps": [{"text": str, "admissible": [str, ...], "action": str}, ...]}`` where ``text``
+  is the observation the action was chosen from and ``final_text`` the observation after
+  the last action.
+* last line, the footer: ``{"end": true, "episodes": int, "steps": int}``.
+
+The file is written to a temporary name and renamed into place, so a killed collection
+never leaves a file that looks complete; loading checks the header, every line and the
+footer, and names the file and the problem when any is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from agents import Agent
+from agents.files import atomic_write
+from envs import make, resolve_id
+
+FORMAT = "earlyexp-demos"
+VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, corrupt, truncated or from another env."""
+
+
+@dataclass
+class Step:
+    """One decision: the observation text, the commands admissible then, the action taken."""
+
+    text: str
+    admissible: list[str]
+    action: str
+
+
+@dataclass
+class Episode:
+    """One expert episode on one instance (``seed``) of an env."""
+
+    seed: int
+    goal: str
+    success: bool
+    final_text: str
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    """Episodes of one env and split, with the header they were collected under."""
+
+    env_id: str
+    split: str
+    seed: int
+    episodes: list[Episode]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        """Total number of (state, action) pairs."""
+        return sum(len(e.steps) for e in self.episodes)
+
+    def subset(self, n: int) -> Dataset:
+        """The first ``n`` episodes (data budgets take prefixes, so budgets are nested)."""
+        if not 1 <= n <= len(self.episodes):
+            raise ValueError(f"cannot take {n} episodes of a dataset of {len(self.episodes)}")
+        return Dataset(self.env_id, self.split, self.seed, self.episodes[:n], self.env_kwargs)
+
+
+def run_expert_episode(env: Any, seed: int) -> Episode:
+    """Play one episode with the env's expert from ``reset(seed=seed)``; ``env`` is a made
+    (TimeLimit-wrapped) env, so the registered step cap applies."""
+    obs, info = env.reset(seed=seed)
+    episode = Episode(seed=seed, goal=obs["goal"], success=False, final_text=obs["text"])
+    while True:
+        action = env.unwrapped.expert_action()
+        episode.steps.append(Step(obs["text"], list(info["admissible_actions"]), action))
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    episode.success = bool(info["success"])
+    episode.final_text = obs["text"]
+    return episode
+
+
+def collect_demos(
+    env_id: str,
+    episodes: int,
+    out: str | os.PathLike,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Collect ``episodes`` expert episodes (instance seeds ``seed .. seed+episodes-1``) and
+    write them atomically to ``out``. Returns the dataset."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    env_id = resolve_id(env_id)
+    env_kwargs = dict(env_kwargs or {})
+    env = make(env_id, split=split, **env_kwargs)
+    seeds = range(seed, seed + episodes)
+    collected = [
+        run_expert_episode(env, s)
+        for s in tqdm(seeds, desc=f"expert demos {env_id}", unit="ep", disable=not progress)
+    ]
+    env.close()
+    dataset = Dataset(env_id, split, seed, collected, env_kwargs)
+    save_dataset(dataset, out)
+    return dataset
+
+
+def save_dataset(dataset: Dataset, path: str | os.PathLike) -> None:
+    """Write ``dataset`` to ``path`` atomically (temporary file, fsync, rename)."""
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "env_id": dataset.env_id,
+        "split": dataset.split,
+        "seed": dataset.seed,
+        "episodes": len(dataset.episodes),
+        "env_kwargs": dataset.env_kwargs,
+    }
+    footer = {"end": True, "episodes": len(dataset.episodes), "steps": dataset.num_steps}
+    with atomic_write(path) as f:
+        f.write(json.dumps(header) + "\n")
+        for episode in dataset.episodes:
+            f.write(json.dumps(asdict(episode)) + "\n")
+        f.write(json.dumps(footer) + "\n")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith("\n"):
+                raise DatasetError(f"{path}: line {number} is cut off (the file is truncated)")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}: line {number} is not a JSON object")
+            yield number, record
+
+
+def _episode(path: Path, number: int, record: dict) -> Episode:
+    try:
+        steps = [Step(s["text"], list(s["admissible"]), s["action"]) for s in record["steps"]]
+        episode = Episode(
+            int(record["seed"]),
+            record["goal"],
+            bool(record["success"]),
+            record["final_text"],
+            steps,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path}: line {number} is not an episode record ({exc!r})") from None
+    for t, step in enumerate(steps):
+        if step.action not in step.admissible:
+            raise DatasetError(
+                f"{path}: line {number}, step {t}: action {step.action!r} is not among its admissible commands"
+            )
+    return episode
+
+
+def load_dataset(path: str | os.PathLike, env_id: str | None = None) -> Dataset:
+    """Load and validate a dataset file; with ``env_id``, refuse a dataset of another env."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such dataset file (create one with `earlyexp collect`)")
+    try:
+        records = list(_lines(path))
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a text file, so not an earlyexp dataset") from None
+    if not records:
+        raise DatasetError(f"{path}: the file is empty")
+    _, header = records[0]
+    if header.get("format") != FORMAT:
+        raise DatasetError(f"{path}: not an earlyexp demos file (format {header.get('format')!r})")
+    if header.get("version") != VERSION:
+        raise DatasetError(
+            f"{path}: dataset version {header.get('version')!r}; this earlyexp reads version {VERSION}"
+        )
+    if env_id is not None and header["env_id"] != env_id:
+        raise DatasetError(
+            f"{path}: the demos are from {header['env_id']!r}, not {env_id!r}; collect demos for {env_id!r}"
+        )
+    _, footer = records[-1]
+    if len(records) < 2 or footer.get("end") is not True:
+        raise DatasetError(
+            f"{path}: no end-of-file record (the file is truncated); collect it again"
+        )
+    episodes = [_episode(path, n, r) for n, r in records[1:-1]]
+    if len(episodes) != header["episodes"] or footer.get("episodes") != len(episodes):
+        raise DatasetError(
+            f"{path}: header promises {header['episodes']} episodes, the file holds {len(episodes)}"
+        )
+    dataset = Dataset(
+        header["env_id"], header["split"], header["seed"], episodes, header.get("env_kwargs", {})
+    )
+    if footer.get("steps") != dataset.num_steps:
+        raise DatasetError(
+            f"{path}: footer promises {footer.get('steps')} steps, the file holds {dataset.num_steps}"
+        )
+    return dataset
+
+
+@dataclass
+class Decision:
+    """One supervised decision, tokenized: state, candidate commands, index of the expert's."""
+
+    state: list[int]
+    candidates: list[list[int]]
+    target: int
+
+
+def encode_decisions(agent: Agent, episodes: list[Episode]) -> list[Decision]:
+    """Tokenize every step of ``episodes`` the way ``agent`` sees states when it acts."""
+    decisions = []
+    for episode in episodes:
+        history: list[tuple[str, str]] = []
+        for step in episode.steps:
+            decisions.append(
+                Decision(
+                    agent.encode_state(episode.goal, step.text, history),
+                    [agent.encode_action(a) for a in step.admissible],
+                    step.admissible.index(step.action),
+                )
+            )
+            history.append((step.text, step.action))
+    return decisions
