@@ -1,0 +1,197 @@
+"""The ``earlyexp`` command line: list, check and play envs, collect demos, train, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
+from learners.config import add_config_arguments, config_from_args
+from learners.imitation import BCConfig
+
+LEARNERS = ("bc",)
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    """Print every registered id with its family and a one-line description."""
+    for env_id in registered_ids():
+        info = env_info(env_id)
+        print(f"{env_id:<28} {info.family:<10} {info.description}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run check_env on both splits of an id, printing each check as it passes."""
+    env_id = resolve_id(args.env_id)
+    try:
+        check_env(env_id, instances=args.instances, report=lambda name: print(f"ok  {name}"))
+    except ContractError as exc:
+        print(f"FAIL {exc}")
+        return 1
+    print(f"{env_id} follows the earlyexp env contract")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Play an env in the terminal: type a command or its number; 'expert' asks the oracle."""
+    env = make(args.env_id, split=args.split)
+    obs, info = env.reset(seed=args.seed)
+    print(f"Goal: {obs['goal']}")
+    steps = 0
+    while True:
+        print(f"\n{obs['text']}\n")
+        for i, action in enumerate(info["admissible_actions"], start=1):
+            print(f"  {i:>2}. {action}")
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if line in ("quit", "exit"):
+            return 0
+        if line == "expert":
+            line = env.unwrapped.expert_action()
+            print(f"expert: {line}")
+        elif line.isdigit() and 1 <= int(line) <= len(info["admissible_actions"]):
+            line = info["admissible_actions"][int(line) - 1]
+        obs, reward, terminated, truncated, info = env.step(line)
+        steps += 1
+        if terminated or truncated:
+            print(f"\n{obs['text']}\n")
+            outcome = "Task complete" if info["success"] else "Episode over"
+            print(f"{outcome} after {steps} steps (reward {reward}).")
+            return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Collect expert demonstrations to a dataset file."""
+    from learners.data import collect_demos
+
+    dataset = collect_demos(args.env_id, args.episodes, args.out, split=args.split, seed=args.seed)
+    solved = sum(e.success for e in dataset.episodes)
+    print(
+        f"wrote {args.out}: {len(dataset.episodes)} episodes, {dataset.num_steps} steps, "
+        f"expert solved {solved}/{len(dataset.episodes)}"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a learner on demos; save the agent and print its test-split evaluation."""
+    from learners.evaluate import EvalResult, format_report
+    from learners.imitation import train_bc
+
+    env_id = resolve_id(args.env_id)
+    config = config_from_args(BCConfig, args, env_id=env_id)
+    metrics = train_bc(config)
+    print(
+        f"trained {args.learner} on {metrics['demo_episodes']} episodes "
+        f"({metrics['demo_steps']} steps): {metrics['updates']} updates, "
+        f"val accuracy {metrics['val_accuracy']:.3f}; saved {config.out}/agent.pt"
+    )
+    if "eval" in metrics:
+        print(f"test split, {config.eval_episodes} episodes:")
+        print(format_report({k: EvalResult(**v) for k, v in metrics["eval"].items()}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a saved agent (greedy and sampled) beside random and expert policies."""
+    from agents import Agent
+    from learners.evaluate import evaluate_agent, evaluate_expert, format_report
+
+    env_id = resolve_id(args.env)
+    agent = Agent.load(args.checkpoint)
+    common = dict(split=args.split, episodes=args.episodes, seed=args.seed)
+    results = evaluate_agent(agent, env_id, progress=not args.json, **common)
+    results["expert"] = evaluate_expert(env_id, **common)
+    if args.json:
+        payload = {
+            "env_id": env_id,
+            "checkpoint": args.checkpoint,
+            "split": args.split,
+            **results["greedy"].as_dict(),
+            **{name: r.as_dict() for name, r in results.items()},
+        }
+        print(json.dumps(payload))
+    else:
+        print(f"{env_id}, {args.split} split, {args.episodes} episodes:")
+        print(format_report(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``earlyexp`` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="earlyexp",
+        description="Learning from the consequences of actions vs copying an expert.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    env_help = "a registered id, or 'module:id' to import a user's module first"
+
+    p = sub.add_parser("envs", help="list registered env ids")
+    p.set_defaults(run=cmd_envs)
+
+    p = sub.add_parser("check", help="check an env against Gymnasium and the earlyexp contract")
+    p.add_argument("env_id", help=env_help)
+    p.add_argument("--instances", type=_positive, default=20, help="expert episodes per split")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("play", help="play an env in the terminal")
+    p.add_argument("env_id", help=env_help)
+    p.add_argument("--seed", type=int, default=0, help="instance seed")
+    p.add_argument("--split", choices=("train", "test"), default="train")
+    p.set_defaults(run=cmd_play)
+
+    p = sub.add_parser("collect", help="collect expert demonstrations to a file")
+    p.add_argument("env_id", help=env_help)
+    p.add_argument("--episodes", type=_positive, required=True, help="number of episodes")
+    p.add_argument("--out", required=True, help="dataset file to write (JSON Lines)")
+    p.add_argument("--split", choices=("train", "test"), default="train")
+    p.add_argument("--seed", type=int, default=0, help="first instance seed")
+    p.set_defaults(run=cmd_collect)
+
+    p = sub.add_parser("train", help="train an agent; saves DIR/agent.pt and DIR/metrics.json")
+    p.add_argument("env_id", help=env_help)
+    p.add_argument("--learner", choices=LEARNERS, required=True)
+    add_config_arguments(p, BCConfig, skip={"env_id"})
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a saved agent on a split")
+    p.add_argument("checkpoint", help="agent.pt written by `earlyexp train`")
+    p.add_argument("--env", required=True, help=env_help)
+    p.add_argument("--episodes", type=_positive, default=50)
+    p.add_argument("--split", choices=("train", "test"), default="test")
+    p.add_argument("--seed", type=int, default=10_000, help="first instance seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_eval)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``earlyexp`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("earlyexp: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as exc:
+        if os.environ.get("EARLYEXP_DEBUG"):
+            raise
+        print(f"earlyexp: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

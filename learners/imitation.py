@@ -1,0 +1,218 @@
+"""Behaviour cloning over the admissible commands, with early stopping on held-out episodes.
+
+Reads top to bottom: load demos -> split episodes into train/validation -> tokenize ->
+minibatch cross-entropy over each state's admissible commands -> keep the weights with the
+best validation NLL -> save the agent -> evaluate on the test split beside a random policy.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents import Agent, AgentConfig, collate
+from learners.config import option
+from learners.data import Dataset, Decision, encode_decisions, load_dataset
+from learners.evaluate import evaluate_agent
+from learners.tracking import open_writer, run_name, write_json
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning. Every field is a CLI flag of ``earlyexp train --learner bc``."""
+
+    env_id: str = option(
+        "earlyexp/Household-v0", "the env the demos come from and the agent is evaluated on"
+    )
+    demos: str = option("demos.jsonl", "expert dataset file (from ``earlyexp collect``)")
+    out: str = option("runs/bc", "directory for ``agent.pt`` and ``metrics.json``")
+    seed: int = option(
+        0, "seeds the model's initial weights, the validation split and the minibatch order"
+    )
+    episodes: int | None = option(
+        None, "use only the first N demo episodes (a data budget); None = all"
+    )
+    max_updates: int = option(3000, "gradient updates at most (early stopping usually ends sooner)")
+    batch_size: int = option(32, "decisions per minibatch")
+    learning_rate: float = option(1e-3, "Adam step size")
+    val_fraction: float = option(
+        0.2, "fraction of demo episodes held out for early stopping (at least one episode)"
+    )
+    val_every: int = option(50, "updates between validation passes")
+    patience: int = option(10, "validation passes without improvement before stopping")
+    eval_episodes: int = option(50, "test-split episodes for the final evaluation (0 skips it)")
+    log_dir: str = option(
+        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__bc__{seed}__{time}``"
+    )
+    progress: bool = option(True, "show progress bars")
+
+
+def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out whole episodes (seeded) so validation states are never seen in training."""
+    n = len(dataset.episodes)
+    if n < 2:
+        raise ValueError(
+            "behaviour cloning needs at least 2 demo episodes (1 to train, 1 to validate)"
+        )
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    val = set(order[:n_val].tolist())
+    train = [e for i, e in enumerate(dataset.episodes) if i not in val]
+    return train, [e for i, e in enumerate(dataset.episodes) if i in val]
+
+
+def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
+    """Mean negative log-likelihood of the expert's commands under the policy."""
+    batch = collate([d.state for d in decisions], [d.candidates for d in decisions])
+    logits, _ = agent.model(batch)
+    targets = torch.tensor([d.target for d in decisions])
+    return F.cross_entropy(logits, targets)
+
+
+@torch.no_grad()
+def validate(agent: Agent, decisions: list[Decision], batch_size: int = 256) -> tuple[float, float]:
+    """Validation NLL and accuracy (argmax equals the expert's command)."""
+    agent.model.eval()
+    total_nll, correct = 0.0, 0
+    for i in range(0, len(decisions), batch_size):
+        chunk = decisions[i : i + batch_size]
+        batch = collate([d.state for d in chunk], [d.candidates for d in chunk])
+        logits, _ = agent.model(batch)
+        targets = torch.tensor([d.target for d in chunk])
+        total_nll += F.cross_entropy(logits, targets, reduction="sum").item()
+        correct += (logits.argmax(-1) == targets).sum().item()
+    return total_nll / len(decisions), correct / len(decisions)
+
+
+def behaviour_cloning(
+    agent: Agent,
+    train: list[Decision],
+    val: list[Decision],
+    *,
+    max_updates: int,
+    batch_size: int,
+    learning_rate: float,
+    val_every: int,
+    patience: int,
+    seed: int,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+) -> dict[str, Any]:
+    """Fit ``agent``'s policy to ``train`` in place; stop early on ``val``; keep the best weights.
+
+    Shared by BC and the imitation stage of implicit world modeling.
+    """
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(agent.model.parameters(), lr=learning_rate)
+    best_nll, best_acc, best_update = float("inf"), 0.0, 0
+    best_state = copy.deepcopy(agent.model.state_dict())
+    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
+    start = time.perf_counter()
+    bar = tqdm(total=max_updates, desc="bc", unit="upd", disable=not progress, leave=False)
+    while update < max_updates:
+        if cursor >= len(order):
+            order, cursor = rng.permutation(len(train)), 0
+        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        agent.model.train()
+        loss = policy_nll(agent, chunk)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        update += 1
+        bar.update()
+        if writer is not None and update % 10 == 0:
+            writer.add_scalar("losses/bc_nll", loss.item(), global_step + update)
+        if update % val_every == 0 or update == max_updates:
+            val_nll, val_acc = validate(agent, val)
+            if writer is not None:
+                writer.add_scalar("losses/bc_val_nll", val_nll, global_step + update)
+                writer.add_scalar("charts/bc_val_accuracy", val_acc, global_step + update)
+                sps = update * batch_size / (time.perf_counter() - start)
+                writer.add_scalar("charts/SPS", sps, global_step + update)
+            bar.set_postfix(val_nll=f"{val_nll:.3f}", val_acc=f"{val_acc:.2f}")
+            if val_nll < best_nll:
+                best_nll, best_acc, best_update, stale = val_nll, val_acc, update, 0
+                best_state = copy.deepcopy(agent.model.state_dict())
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+    bar.close()
+    agent.model.load_state_dict(best_state)
+    agent.model.eval()
+    return {
+        "updates": update,
+        "best_update": best_update,
+        "val_nll": best_nll,
+        "val_accuracy": best_acc,
+        "samples_per_second": update * batch_size / (time.perf_counter() - start),
+    }
+
+
+def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+    """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
+    dataset = load_dataset(config.demos, env_id=config.env_id)
+    if config.episodes is not None:
+        dataset = dataset.subset(config.episodes)
+    torch.manual_seed(config.seed)
+    agent = Agent(agent_config, seed=config.seed)
+    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
+    train, val = encode_decisions(agent, train_eps), encode_decisions(agent, val_eps)
+
+    writer = open_writer(config.log_dir, run_name(config.env_id, "bc", config.seed), asdict(config))
+    fit = behaviour_cloning(
+        agent,
+        train,
+        val,
+        max_updates=config.max_updates,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        val_every=config.val_every,
+        patience=config.patience,
+        seed=config.seed,
+        writer=writer,
+        progress=config.progress,
+    )
+    metrics: dict[str, Any] = {
+        "env_id": config.env_id,
+        "learner": "bc",
+        "seed": config.seed,
+        "demo_episodes": len(dataset.episodes),
+        "demo_steps": dataset.num_steps,
+        **fit,
+    }
+    out = Path(config.out)
+    agent.save(out / "agent.pt", meta={"env_id": config.env_id, "learner": "bc", **metrics})
+    if config.eval_episodes > 0:
+        results = evaluate_agent(
+            agent,
+            config.env_id,
+            episodes=config.eval_episodes,
+            env_kwargs=dataset.env_kwargs,
+            progress=config.progress,
+        )
+        metrics["eval"] = {name: r.as_dict() for name, r in results.items()}
+        writer.add_scalar("eval/success_rate", results["greedy"].success_rate, fit["updates"])
+        writer.add_scalar(
+            "eval/success_rate_sampled", results["sampled"].success_rate, fit["updates"]
+        )
+        writer.add_scalar(
+            "eval/random_success_rate", results["random"].success_rate, fit["updates"]
+        )
+        writer.add_scalar(
+            "eval/valid_action_rate", results["greedy"].valid_action_rate, fit["updates"]
+        )
+    writer.close()
+    write_json(out / "metrics.json", metrics)
+    return metrics

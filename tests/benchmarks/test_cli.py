@@ -1,0 +1,75 @@
+"""The earlyexp CLI: every command end to end on the toy env, and bad input without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+
+TOY = "tests.envs.toy_env:toy/Corridor-v0"
+
+
+def test_envs_lists_builtins(capsys: pytest.CaptureFixture) -> None:
+    assert main(["envs"]) == 0
+    assert "earlyexp/Household-v0" in capsys.readouterr().out
+
+
+def test_check_passes_on_toy(capsys: pytest.CaptureFixture) -> None:
+    assert main(["check", TOY, "--instances", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "ok  snapshot round trip" in out and "follows the earlyexp env contract" in out
+
+
+def test_collect_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    demos, out = tmp_path / "d.jsonl", tmp_path / "bc"
+    assert main(["collect", TOY, "--episodes", "10", "--out", str(demos)]) == 0
+    assert "expert solved 10/10" in capsys.readouterr().out
+    args = ["train", TOY, "--learner", "bc", "--demos", str(demos), "--out", str(out)]
+    args += ["--max-updates", "100", "--eval-episodes", "5", "--log-dir", str(tmp_path / "runs")]
+    assert main([*args, "--no-progress"]) == 0
+    assert "random" in capsys.readouterr().out
+    assert main(["eval", str(out / "agent.pt"), "--env", TOY, "--episodes", "5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 5 and 0.0 <= result["success_rate"] <= 1.0
+    assert result["valid_action_rate"] == 1.0 and result["expert"]["success_rate"] == 1.0
+
+
+def test_play_reads_commands_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    commands = iter(["expert"] * 30)
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(commands))
+    assert main(["play", TOY, "--seed", "1"]) == 0
+    assert "Task complete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "earlyexp/Nope-v0"], "unknown env id 'earlyexp/Nope-v0'; registered:"),
+        (["collect", "nomodule:x/Y-v0", "--episodes", "1", "--out", "x"], "cannot import module"),
+        (["train", TOY, "--learner", "bc", "--demos", "missing.jsonl"], "no such dataset file"),
+        (["eval", "missing.pt", "--env", TOY], "missing.pt"),
+    ],
+)
+def test_bad_input_is_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_arguments_exit_nonzero(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["collect", TOY, "--episodes", "0", "--out", "x"])
+    assert excinfo.value.code == 2
+    assert "must be a positive integer" in capsys.readouterr().err
