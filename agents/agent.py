@@ -110,7 +110,13 @@ class Agent:
         """Token ids of a state under this agent's config (learners encode datasets with it)."""
         cfg = self.config.model
         return encode_state(
-            self.tokenizer, goal, text, history, cfg.max_state_tokens, cfg.history_len
+            self.tokenizer,
+            goal,
+            text,
+            history,
+            cfg.max_state_tokens,
+            cfg.history_len,
+            cfg.command_history_len,
         )
 
     def encode_action(self, command: str) -> list[int]:

@@ -7,6 +7,7 @@ State layout (history passed oldest-first; the most recent step comes first in t
 so truncation drops the oldest history)::
 
     [CLS] [GOAL] goal... [NOW] o_t... [ACT] a_{t-1}... [PREV] o_{t-1}... [ACT] a_{t-2}... ...
+    ... [ACT] a_{t-h-1}... [ACT] a_{t-h-2}...   (older steps: the command only)
 
 where ``a_{t-1}`` is the command taken after seeing ``o_{t-1}``. A candidate command is
 ``[ACT] command...``, the same shape it has inside the history.
@@ -29,8 +30,10 @@ def encode_state(
     history: Sequence[tuple[str, str]],
     max_tokens: int,
     history_len: int,
+    command_history_len: int | None = None,
 ) -> list[int]:
-    """Token ids of a state: goal, current observation and the last ``history_len`` steps.
+    """Token ids of a state: goal, current observation, the last ``history_len`` steps, and
+    the commands alone of older steps up to ``command_history_len`` steps back.
 
     Args:
         tokenizer: maps text to ids.
@@ -39,20 +42,24 @@ def encode_state(
         history: past steps ``(o_i, a_i)`` oldest-first; ``a_i`` was taken after seeing ``o_i``.
         max_tokens: the result is cut to this length (the oldest history falls off the end).
         history_len: how many of the most recent history steps to include (0 = none).
+        command_history_len: how many steps back commands are included (default
+            ``history_len``); steps beyond ``history_len`` contribute ``[ACT] command`` only.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     ids = [CLS, GOAL, *tokenizer.token_ids(goal), NOW, *tokenizer.token_ids(text)]
     n = len(history)
     # Index instead of slicing so a deque works too.
-    for i in range(n - 1, max(n - history_len, 0) - 1, -1):
+    reach = max(history_len, command_history_len or 0)
+    for i in range(n - 1, max(n - reach, 0) - 1, -1):
         if len(ids) >= max_tokens:
             break
         past_text, past_action = history[i]
         ids.append(ACT)
         ids.extend(tokenizer.token_ids(past_action))
-        ids.append(PREV)
-        ids.extend(tokenizer.token_ids(past_text))
+        if i >= n - history_len:
+            ids.append(PREV)
+            ids.extend(tokenizer.token_ids(past_text))
     del ids[max_tokens:]
     return ids
 

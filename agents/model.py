@@ -48,6 +48,9 @@ class ModelConfig:
     """Candidate commands are cut to this many tokens (``encode_action``'s ``max_tokens``)."""
     history_len: int = 4
     """Past (observation, command) steps in the state besides the current observation."""
+    command_history_len: int = 16
+    """Past commands in the state (>= history_len): older steps contribute their command
+    only, a cheap memory of what the agent has already done (where it has searched)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -64,13 +67,16 @@ class ModelConfig:
             problems.append("max_state_tokens must be >= 4 ([CLS] [GOAL] .. [NOW] ..)")
         if self.history_len < 0:
             problems.append("history_len must be >= 0")
+        if self.command_history_len < self.history_len:
+            problems.append("command_history_len must be >= history_len")
         if problems:
             raise ValueError(f"invalid ModelConfig({self}): " + "; ".join(problems))
 
     @property
     def n_segments(self) -> int:
-        """State segments: [CLS], goal, current observation, then (action, observation) pairs."""
-        return 3 + 2 * self.history_len
+        """State segments: [CLS], goal, current observation, (command, observation) pairs,
+        then older commands alone."""
+        return 3 + 2 * self.history_len + (self.command_history_len - self.history_len)
 
 
 class Encoding(NamedTuple):

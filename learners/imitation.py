@@ -2,7 +2,7 @@
 
 Reads top to bottom: load demos -> split episodes into train/validation -> tokenize ->
 minibatch cross-entropy over each state's admissible commands -> keep the weights with the
-best validation NLL -> save the agent -> evaluate on the test split beside a random policy.
+best validation accuracy -> save the agent -> evaluate on the test split beside a random policy.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def behaviour_cloning(
     progress: bool = True,
     global_step: int = 0,
 ) -> dict[str, Any]:
-    """Fit ``agent``'s policy to ``train`` in place; stop early on ``val``; keep the best weights.
+    """Fit ``agent``'s policy to ``train`` in place; stop early on ``val``; keep the weights of
+    the best validation accuracy (lowest validation NLL among equals).
 
     Shared by BC and the imitation stage of implicit world modeling.
     """
@@ -141,7 +142,9 @@ def behaviour_cloning(
                 sps = update * batch_size / (time.perf_counter() - start)
                 writer.add_scalar("charts/SPS", sps, global_step + update)
             bar.set_postfix(val_nll=f"{val_nll:.3f}", val_acc=f"{val_acc:.2f}")
-            if val_nll < best_nll:
+            # Select on accuracy, ties by NLL: NLL turns up early from overconfidence on
+            # ambiguous decisions while the easy ones are still being learned.
+            if (val_acc, -val_nll) > (best_acc, -best_nll):
                 best_nll, best_acc, best_update, stale = val_nll, val_acc, update, 0
                 best_state = copy.deepcopy(agent.model.state_dict())
             else:

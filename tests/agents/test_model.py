@@ -34,6 +34,15 @@ def test_encode_state_layout_most_recent_first():
     assert got == want  # "room one" is beyond history_len
 
 
+def test_encode_state_keeps_older_commands_without_their_observations():
+    history = [("room one", "go north"), ("room two", "go east"), ("room three", "take key")]
+    got = encode_state(TOK, "find key", "room four", history, 100, 1, command_history_len=3)
+    want = [CLS, GOAL, *ids("find key"), NOW, *ids("room four")]
+    want += [ACT, *ids("take key"), PREV, *ids("room three")]
+    want += [ACT, *ids("go east"), ACT, *ids("go north")]
+    assert got == want
+
+
 def test_encode_state_without_history_and_with_a_deque():
     plain = encode_state(TOK, "g", "o", [], max_tokens=50, history_len=4)
     assert plain == [CLS, GOAL, *ids("g"), NOW, *ids("o")]
