@@ -1,0 +1,1 @@
+"""earlyexp benchmarks and the command line (the top of the import chain)."""

@@ -1,0 +1,1 @@
+"""earlyexp learners: demo datasets, behaviour cloning, evaluation and run logging."""
