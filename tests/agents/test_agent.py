@@ -15,15 +15,6 @@ OBS = {"goal": "put a clean apple in the fridge", "text": "You are in the kitche
 INFO = {"admissible_actions": ["go to fridge 1", "take apple 1", "clean apple 1", "look"]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: one thread is faster, and OpenMP threads crawl when the CPU is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def agent():
     return Agent(SMALL, seed=3)
