@@ -182,6 +182,10 @@ class PolicyModel(nn.Module):
         # Action encoder. A nonlinearity on (token + position) before pooling keeps word
         # order: a plain mean of token + position embeddings would sum the positions away.
         self.action_pos_emb = nn.Embedding(config.max_action_tokens, d)
+        # Whether each command token also occurs in the goal, the current observation or
+        # the history (3 bits): lets "take X" generalize to goal objects never seen in
+        # training, where an embedding-only match would have to be learned per word.
+        self.match_emb = nn.Embedding(8, d)
         self.action_token_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU())
         self.action_out = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d))
 
@@ -202,7 +206,7 @@ class PolicyModel(nn.Module):
         cfg = self.config
         batch, length = state_ids.shape
         is_marker = torch.isin(state_ids, self._markers)
-        segment = (is_marker.cumsum(1) - 1).clamp_(0, cfg.n_segments - 1)
+        segment = self._segments(is_marker)
         idx = torch.arange(length, device=state_ids.device).expand(batch, length)
         seg_start = torch.where(is_marker, idx, 0).cummax(1).values
         pos = (idx - seg_start).clamp_(max=cfg.max_state_tokens - 1)
@@ -217,12 +221,20 @@ class PolicyModel(nn.Module):
         state = self.state_pool(torch.cat([tokens[:, 0], mean], dim=-1))
         return tokens, state
 
+    def _segments(self, is_marker: torch.Tensor) -> torch.Tensor:
+        # 0 = [CLS], 1 = goal, 2 = current observation, 3.. = history, counted by markers.
+        return (is_marker.cumsum(1) - 1).clamp_(0, self.config.n_segments - 1)
+
     def encode_state(self, state_ids: torch.Tensor, state_mask: torch.Tensor) -> torch.Tensor:
         """The pooled state vector ``[B, d]`` ([CLS] output and masked mean, projected)."""
         return self.encode_state_tokens(state_ids, state_mask)[1]
 
-    def encode_actions(self, action_ids: torch.Tensor) -> torch.Tensor:
-        """Candidate command vectors ``[B, A, d]``; all-PAD (absent) candidates give zeros."""
+    def encode_actions(self, action_ids: torch.Tensor, state_ids: torch.Tensor) -> torch.Tensor:
+        """Candidate command vectors ``[B, A, d]``; all-PAD (absent) candidates give zeros.
+
+        ``state_ids`` (``[B, L]``) supply the match features: which command tokens also
+        occur in the goal, the current observation and the history of the same state.
+        """
         batch, n_cands, length = action_ids.shape
         real = action_ids != PAD  # [B, A, T]
         # Work on real tokens only: A and T are padded to batch maxima, mostly PAD.
@@ -232,16 +244,33 @@ class PolicyModel(nn.Module):
         pos = pos.expand_as(action_ids)[real]
         owner = torch.arange(batch * n_cands, device=action_ids.device)
         owner = owner.view(batch, n_cands, 1).expand_as(action_ids)[real]
-        h = self.action_token_mlp(self.token_emb(action_ids[real]) + self.action_pos_emb(pos))
+        tokens = action_ids[real]
+        h = (
+            self.token_emb(tokens)
+            + self.action_pos_emb(pos)
+            + self.match_emb(self._matches(tokens, owner // n_cands, state_ids))
+        )
+        h = self.action_token_mlp(h)
         sums = h.new_zeros(batch * n_cands, h.shape[-1]).index_add_(0, owner, h)
         counts = real.sum(-1).view(-1, 1).clamp_(min=1).to(h.dtype)
         present = real.any(-1).view(batch, n_cands, 1).to(h.dtype)
         return self.action_out(sums / counts).view(batch, n_cands, -1) * present
 
+    def _matches(
+        self, tokens: torch.Tensor, rows: torch.Tensor, state_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """3-bit code per command token: in goal (1), in current observation (2), in history (4)."""
+        segment = self._segments(torch.isin(state_ids, self._markers))[rows]  # [N, L]
+        same = (state_ids[rows] == tokens.unsqueeze(-1)) & (tokens >= N_SPECIAL).unsqueeze(-1)
+        in_goal = (same & (segment == 1)).any(-1)
+        in_now = (same & (segment == 2)).any(-1)
+        in_history = (same & (segment >= 3)).any(-1)
+        return in_goal.long() + 2 * in_now.long() + 4 * in_history.long()
+
     def encode(self, batch: dict[str, torch.Tensor]) -> Encoding:
         """Run the encoders once; every head reads from the returned :class:`Encoding`."""
         tokens, state = self.encode_state_tokens(batch["state_ids"], batch["state_mask"])
-        actions = self.encode_actions(batch["action_ids"])
+        actions = self.encode_actions(batch["action_ids"], batch["state_ids"])
         context = self.cross_attn(actions, tokens, _attention_mask(batch["state_mask"]))
         s = state.unsqueeze(1).expand_as(actions)
         z = self.consequence_norm(
