@@ -206,19 +206,23 @@ def choice_task(rng, n, with_goal=True):
     return collate(states, cands), torch.tensor(targets)
 
 
+def fit(model, batch, target, steps):
+    """Full-batch Adam on the policy's cross-entropy."""
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(batch)[0], target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def fit_choice_task(with_goal):
     torch.manual_seed(0)
     rng = random.Random(0)
     train, train_target = choice_task(rng, 50, with_goal)
     test, test_target = choice_task(rng, 200, with_goal)
     model = PolicyModel(ModelConfig())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(100):
-        logits, _ = model(train)
-        loss = torch.nn.functional.cross_entropy(logits, train_target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, train, train_target, steps=100)
     model.eval()
     with torch.no_grad():
         train_acc = (model(train)[0].argmax(-1) == train_target).float().mean().item()
@@ -261,12 +265,7 @@ def test_learns_to_use_the_history():
     train, train_target = history_task(rng, 50)
     test, test_target = history_task(rng, 200)
     model = PolicyModel(ModelConfig())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(100):
-        loss = torch.nn.functional.cross_entropy(model(train)[0], train_target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, train, train_target, steps=100)
     model.eval()
     with torch.no_grad():
         test_acc = (model(test)[0].argmax(-1) == test_target).float().mean().item()
@@ -299,12 +298,7 @@ def test_goal_match_generalizes_to_words_never_seen_in_training():
     train, train_target = unseen_word_task(rng, 50, seen)
     test, test_target = unseen_word_task(rng, 200, unseen)
     model = PolicyModel(ModelConfig())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        loss = torch.nn.functional.cross_entropy(model(train)[0], train_target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, train, train_target, steps=60)
     model.eval()
     with torch.no_grad():
         test_acc = (model(test)[0].argmax(-1) == test_target).float().mean().item()
