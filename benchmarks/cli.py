@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
 from learners.config import add_config_arguments, config_from_args
-from learners.imitation import BCConfig
+from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
 
-LEARNERS = ("bc",)
+#: Each learner's config (its fields are the CLI flags) and its training function.
+LEARNERS = {"bc": (BCConfig, train_bc), "dagger": (DAggerConfig, train_dagger)}
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -82,11 +83,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a learner on demos; save the agent and print its test-split evaluation."""
     from learners.evaluate import EvalResult, format_report
-    from learners.imitation import train_bc
 
     env_id = resolve_id(args.env_id)
-    config = config_from_args(BCConfig, args, env_id=env_id)
-    metrics = train_bc(config)
+    config_type, train = LEARNERS[args.learner]
+    config = config_from_args(config_type, args, env_id=env_id)
+    metrics = train(config)
     print(
         f"trained {args.learner} on {metrics['demo_episodes']} episodes "
         f"({metrics['demo_steps']} steps): {metrics['updates']} updates, "
@@ -156,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent; saves DIR/agent.pt and DIR/metrics.json")
     p.add_argument("env_id", help=env_help)
-    p.add_argument("--learner", choices=LEARNERS, required=True)
-    add_config_arguments(p, BCConfig, skip={"env_id"})
+    p.add_argument("--learner", choices=sorted(LEARNERS), required=True)
+    add_config_arguments(p, DAggerConfig, skip={"env_id"})  # BC's flags plus DAgger's own
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a saved agent on a split")

@@ -5,9 +5,11 @@ Dataset file format (``earlyexp-demos``, version 1): UTF-8 JSON Lines.
 * line 1, the header: ``{"format": "earlyexp-demos", "version": 1, "env_id": str,
   "split": "train"|"test", "seed": int, "episodes": int, "env_kwargs": dict}``
 * one line per episode: ``{"seed": int, "goal": str, "success": bool, "final_text": str,
-  "steps": [{"text": str, "admissible": [str, ...], "action": str}, ...]}`` where ``text``
-  is the observation the action was chosen from and ``final_text`` the observation after
-  the last action.
+  "steps": [{"text": str, "admissible": [str, ...], "action": str, "taken": str | null},
+  ...]}`` where ``text`` is the observation the action was chosen from, ``action`` the
+  expert's command, ``taken`` the command executed when it differs from the expert's
+  (DAgger's learner rollouts; null in expert demos) and ``final_text`` the observation
+  after the last step.
 * last line, the footer: ``{"end": true, "episodes": int, "steps": int}``.
 
 The file is written to a temporary name and renamed into place, so a killed collection
@@ -40,11 +42,18 @@ class DatasetError(ValueError):
 
 @dataclass
 class Step:
-    """One decision: the observation text, the commands admissible then, the action taken."""
+    """One decision: the observation text, the commands admissible then, the expert's
+    command, and (when someone else acted, as in DAgger) the command actually taken."""
 
     text: str
     admissible: list[str]
     action: str
+    taken: str | None = None
+
+    @property
+    def executed(self) -> str:
+        """The command that was executed (what the next observation and history follow)."""
+        return self.action if self.taken is None else self.taken
 
 
 @dataclass
@@ -159,7 +168,10 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 def _episode(path: Path, number: int, record: dict) -> Episode:
     try:
-        steps = [Step(s["text"], list(s["admissible"]), s["action"]) for s in record["steps"]]
+        steps = [
+            Step(s["text"], list(s["admissible"]), s["action"], s.get("taken"))
+            for s in record["steps"]
+        ]
         episode = Episode(
             int(record["seed"]),
             record["goal"],
@@ -170,10 +182,11 @@ def _episode(path: Path, number: int, record: dict) -> Episode:
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"{path}: line {number} is not an episode record ({exc!r})") from None
     for t, step in enumerate(steps):
-        if step.action not in step.admissible:
-            raise DatasetError(
-                f"{path}: line {number}, step {t}: action {step.action!r} is not among its admissible commands"
-            )
+        for command in (step.action, step.executed):
+            if command not in step.admissible:
+                raise DatasetError(
+                    f"{path}: line {number}, step {t}: action {command!r} is not among its admissible commands"
+                )
     return episode
 
 
@@ -241,5 +254,5 @@ def encode_decisions(agent: Agent, episodes: list[Episode]) -> list[Decision]:
                     step.admissible.index(step.action),
                 )
             )
-            history.append((step.text, step.action))
+            history.append((step.text, step.executed))
     return decisions

@@ -1,5 +1,7 @@
 """Behaviour cloning over the admissible commands, with early stopping on held-out episodes.
 
+DAgger (below BC) adds rounds of learner rollouts labelled by the env's expert.
+
 Reads top to bottom: load demos -> split episodes into train/validation -> tokenize ->
 minibatch cross-entropy over each state's admissible commands -> keep the weights with the
 best validation accuracy -> save the agent -> evaluate on the test split beside a random policy.
@@ -20,8 +22,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents import Agent, AgentConfig, collate
+from envs import make
 from learners.config import option
-from learners.data import Dataset, Decision, encode_decisions, load_dataset
+from learners.data import Dataset, Decision, Episode, Step, encode_decisions, load_dataset
 from learners.evaluate import evaluate_agent
 from learners.tracking import open_writer, run_name, write_json
 
@@ -171,10 +174,91 @@ def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[
     torch.manual_seed(config.seed)
     agent = Agent(agent_config, seed=config.seed)
     train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
-    train, val = encode_decisions(agent, train_eps), encode_decisions(agent, val_eps)
-
+    val = encode_decisions(agent, val_eps)
     writer = open_writer(config.log_dir, run_name(config.env_id, "bc", config.seed), asdict(config))
-    fit = behaviour_cloning(
+    fit = _fit(agent, encode_decisions(agent, train_eps), val, config, writer)
+    metrics = {**_base_metrics(config, "bc", dataset), **fit}
+    return finish_run(agent, config, "bc", dataset, writer, metrics, fit["updates"])
+
+
+@dataclass
+class DAggerConfig(BCConfig):
+    """DAgger: BC on the demos, then rounds of rolling out the learner on the train split,
+    labelling every state it visits with the env's expert, and retraining on all labels."""
+
+    iterations: int = option(4, "DAgger only: rounds of learner rollouts labelled by the expert")
+    rollouts: int = option(20, "DAgger only: learner episodes per round (fresh train instances)")
+
+
+#: DAgger's rollouts use train-split instance seeds from here on, away from the demos'.
+DAGGER_SEED = 1_000_000
+
+
+def run_learner_episode(env: Any, agent: Agent, seed: int, rng: np.random.Generator) -> Episode:
+    """Play one episode with ``agent`` (sampling, so rounds cover more states) and label each
+    visited state with the expert's command; ``taken`` records what the agent did."""
+    obs, info = env.reset(seed=seed)
+    agent.reset()
+    episode = Episode(seed=seed, goal=obs["goal"], success=False, final_text=obs["text"])
+    while True:
+        label = env.unwrapped.expert_action()
+        taken = agent.act(obs, info, greedy=False, rng=rng)
+        episode.steps.append(Step(obs["text"], list(info["admissible_actions"]), label, taken))
+        obs, _, terminated, truncated, info = env.step(taken)
+        if terminated or truncated:
+            break
+    episode.success = bool(info["success"])
+    episode.final_text = obs["text"]
+    return episode
+
+
+def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+    """Run DAgger end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
+    dataset = load_dataset(config.demos, env_id=config.env_id)
+    if config.episodes is not None:
+        dataset = dataset.subset(config.episodes)
+    torch.manual_seed(config.seed)
+    agent = Agent(agent_config, seed=config.seed)
+    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
+    val = encode_decisions(agent, val_eps)
+    writer = open_writer(
+        config.log_dir, run_name(config.env_id, "dagger", config.seed), asdict(config)
+    )
+    env = make(config.env_id, split="train", **dataset.env_kwargs)
+    rng = np.random.default_rng(config.seed)
+    labelled = list(train_eps)
+    fit = _fit(agent, encode_decisions(agent, labelled), val, config, writer)
+    updates, learner_success = fit["updates"], []
+    for round_ in range(config.iterations):
+        first = DAGGER_SEED + round_ * config.rollouts
+        rollouts = [
+            run_learner_episode(env, agent, s, rng) for s in range(first, first + config.rollouts)
+        ]
+        learner_success.append(float(np.mean([e.success for e in rollouts])))
+        writer.add_scalar("charts/dagger_rollout_success", learner_success[-1], updates)
+        labelled += rollouts
+        fit = _fit(agent, encode_decisions(agent, labelled), val, config, writer, updates)
+        updates += fit["updates"]
+    env.close()
+    metrics = {
+        **_base_metrics(config, "dagger", dataset),
+        **fit,
+        "updates": updates,
+        "labelled_steps": sum(len(e.steps) for e in labelled),
+        "rollout_success": learner_success,
+    }
+    return finish_run(agent, config, "dagger", dataset, writer, metrics, updates)
+
+
+def _fit(
+    agent: Agent,
+    train: list[Decision],
+    val: list[Decision],
+    config: BCConfig,
+    writer: SummaryWriter,
+    global_step: int = 0,
+) -> dict[str, Any]:
+    return behaviour_cloning(
         agent,
         train,
         val,
@@ -186,17 +270,32 @@ def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[
         seed=config.seed,
         writer=writer,
         progress=config.progress,
+        global_step=global_step,
     )
-    metrics: dict[str, Any] = {
+
+
+def _base_metrics(config: BCConfig, learner: str, dataset: Dataset) -> dict[str, Any]:
+    return {
         "env_id": config.env_id,
-        "learner": "bc",
+        "learner": learner,
         "seed": config.seed,
         "demo_episodes": len(dataset.episodes),
         "demo_steps": dataset.num_steps,
-        **fit,
     }
+
+
+def finish_run(
+    agent: Agent,
+    config: BCConfig,
+    learner: str,
+    dataset: Dataset,
+    writer: SummaryWriter,
+    metrics: dict[str, Any],
+    step: int,
+) -> dict[str, Any]:
+    """Save the agent, evaluate it on the test split (logged at ``step``), write metrics."""
     out = Path(config.out)
-    agent.save(out / "agent.pt", meta={"env_id": config.env_id, "learner": "bc", **metrics})
+    agent.save(out / "agent.pt", meta={"env_id": config.env_id, "learner": learner, **metrics})
     if config.eval_episodes > 0:
         results = evaluate_agent(
             agent,
@@ -206,16 +305,10 @@ def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[
             progress=config.progress,
         )
         metrics["eval"] = {name: r.as_dict() for name, r in results.items()}
-        writer.add_scalar("eval/success_rate", results["greedy"].success_rate, fit["updates"])
-        writer.add_scalar(
-            "eval/success_rate_sampled", results["sampled"].success_rate, fit["updates"]
-        )
-        writer.add_scalar(
-            "eval/random_success_rate", results["random"].success_rate, fit["updates"]
-        )
-        writer.add_scalar(
-            "eval/valid_action_rate", results["greedy"].valid_action_rate, fit["updates"]
-        )
+        writer.add_scalar("eval/success_rate", results["greedy"].success_rate, step)
+        writer.add_scalar("eval/success_rate_sampled", results["sampled"].success_rate, step)
+        writer.add_scalar("eval/random_success_rate", results["random"].success_rate, step)
+        writer.add_scalar("eval/valid_action_rate", results["greedy"].valid_action_rate, step)
     writer.close()
     write_json(out / "metrics.json", metrics)
     return metrics

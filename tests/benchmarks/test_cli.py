@@ -73,3 +73,13 @@ def test_bad_arguments_exit_nonzero(capsys: pytest.CaptureFixture) -> None:
         main(["collect", TOY, "--episodes", "0", "--out", "x"])
     assert excinfo.value.code == 2
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_train_dagger(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    demos, out = tmp_path / "d.jsonl", tmp_path / "dagger"
+    assert main(["collect", TOY, "--episodes", "6", "--out", str(demos)]) == 0
+    args = ["train", TOY, "--learner", "dagger", "--demos", str(demos), "--out", str(out)]
+    args += ["--max-updates", "40", "--iterations", "1", "--rollouts", "3", "--eval-episodes", "3"]
+    assert main([*args, "--log-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    assert "trained dagger" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["learner"] == "dagger"

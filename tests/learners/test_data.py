@@ -60,7 +60,11 @@ def _rewrite(path: Path, edit) -> None:
         ),
         (lambda lines: [lines[0].replace('"version": 1', '"version": 9'), *lines[1:]], "version 9"),
         (
-            lambda lines: [lines[0], lines[1].replace('"open door"}', '"fly"}'), *lines[2:]],
+            lambda lines: [
+                lines[0],
+                lines[1].replace('"action": "open door"', '"action": "fly"'),
+                *lines[2:],
+            ],
             "not among",
         ),
         (lambda lines: [lines[0], json.dumps({"seed": 1}) + "\n", *lines[2:]], "not an episode"),

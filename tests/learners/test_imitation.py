@@ -9,9 +9,9 @@ import torch
 
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from agents import Agent
-from learners.data import collect_demos
+from learners.data import Episode, Step, collect_demos, encode_decisions
 from learners.evaluate import RandomPolicy, evaluate
-from learners.imitation import BCConfig, train_bc
+from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
 
 HOUSEHOLD = "earlyexp/Household-v0"
 
@@ -71,3 +71,39 @@ def test_bc_solves_the_toy_corridor(tmp_path: Path) -> None:
     learned = evaluate(AgentPolicy(agent), "toy/Corridor-v0", episodes=20)
     chance = evaluate(RandomPolicy(0), "toy/Corridor-v0", episodes=20)
     assert learned.success_rate >= 0.9 > chance.success_rate
+
+
+def test_dagger_labels_learner_states_and_beats_random_on_household(tmp_path: Path) -> None:
+    demos = tmp_path / "demos.jsonl"
+    collect_demos(HOUSEHOLD, 30, demos, progress=False)
+    config = DAggerConfig(
+        env_id=HOUSEHOLD,
+        demos=str(demos),
+        out=str(tmp_path / "dagger"),
+        max_updates=200,
+        iterations=2,
+        rollouts=10,
+        eval_episodes=30,
+        log_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    metrics = train_dagger(config)
+    assert len(metrics["rollout_success"]) == 2
+    assert metrics["labelled_steps"] > metrics["demo_steps"] * 0.8 + 10 * 8  # rollouts added
+    bc, chance = (
+        metrics["eval"]["greedy"]["success_rate"],
+        metrics["eval"]["random"]["success_rate"],
+    )
+    assert bc >= chance + 0.2, metrics["eval"]
+    assert Agent.load(tmp_path / "dagger" / "agent.pt").meta["learner"] == "dagger"
+
+
+def test_history_follows_the_executed_command() -> None:
+    agent = Agent()
+    steps = [
+        Step("at door", ["go left", "go right"], "go right", taken="go left"),
+        Step("x", ["a"], "a"),
+    ]
+    episode = Episode(seed=0, goal="g", success=False, final_text="y", steps=steps)
+    second = encode_decisions(agent, [episode])[1]
+    assert second.state == agent.encode_state("g", "x", [("at door", "go left")])
