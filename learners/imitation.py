@@ -168,14 +168,7 @@ def behaviour_cloning(
 
 def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
     """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset = load_dataset(config.demos, env_id=config.env_id)
-    if config.episodes is not None:
-        dataset = dataset.subset(config.episodes)
-    torch.manual_seed(config.seed)
-    agent = Agent(agent_config, seed=config.seed)
-    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
-    val = encode_decisions(agent, val_eps)
-    writer = open_writer(config.log_dir, run_name(config.env_id, "bc", config.seed), asdict(config))
+    dataset, agent, train_eps, val, writer = _start(config, "bc", agent_config)
     fit = _fit(agent, encode_decisions(agent, train_eps), val, config, writer)
     metrics = {**_base_metrics(config, "bc", dataset), **fit}
     return finish_run(agent, config, "bc", dataset, writer, metrics, fit["updates"])
@@ -214,16 +207,7 @@ def run_learner_episode(env: Any, agent: Agent, seed: int, rng: np.random.Genera
 
 def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
     """Run DAgger end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset = load_dataset(config.demos, env_id=config.env_id)
-    if config.episodes is not None:
-        dataset = dataset.subset(config.episodes)
-    torch.manual_seed(config.seed)
-    agent = Agent(agent_config, seed=config.seed)
-    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
-    val = encode_decisions(agent, val_eps)
-    writer = open_writer(
-        config.log_dir, run_name(config.env_id, "dagger", config.seed), asdict(config)
-    )
+    dataset, agent, train_eps, val, writer = _start(config, "dagger", agent_config)
     env = make(config.env_id, split="train", **dataset.env_kwargs)
     rng = np.random.default_rng(config.seed)
     labelled = list(train_eps)
@@ -248,6 +232,21 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
         "rollout_success": learner_success,
     }
     return finish_run(agent, config, "dagger", dataset, writer, metrics, updates)
+
+
+def _start(
+    config: BCConfig, learner: str, agent_config: AgentConfig | None
+) -> tuple[Dataset, Agent, list[Episode], list[Decision], SummaryWriter]:
+    """Load the demo budget, build the seeded agent, hold out validation episodes, open the log."""
+    dataset = load_dataset(config.demos, env_id=config.env_id)
+    if config.episodes is not None:
+        dataset = dataset.subset(config.episodes)
+    torch.manual_seed(config.seed)
+    agent = Agent(agent_config, seed=config.seed)
+    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
+    name = run_name(config.env_id, learner, config.seed)
+    writer = open_writer(config.log_dir, name, asdict(config))
+    return dataset, agent, train_eps, encode_decisions(agent, val_eps), writer
 
 
 def _fit(
