@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,15 +89,20 @@ class Dataset:
         return Dataset(self.env_id, self.split, self.seed, self.episodes[:n], self.env_kwargs)
 
 
-def run_expert_episode(env: Any, seed: int) -> Episode:
-    """Play one episode with the env's expert from ``reset(seed=seed)``; ``env`` is a made
+def run_expert_episode(
+    env: Any, seed: int, act: Callable[[dict, dict], str] | None = None
+) -> Episode:
+    """Play one episode from ``reset(seed=seed)``, labelling every state with the env's
+    expert. ``act`` picks the command executed (recorded as ``taken``, e.g. DAgger's
+    learner); without it the expert acts (a demonstration). ``env`` is a made
     (TimeLimit-wrapped) env, so the registered step cap applies."""
     obs, info = env.reset(seed=seed)
     episode = Episode(seed=seed, goal=obs["goal"], success=False, final_text=obs["text"])
     while True:
-        action = env.unwrapped.expert_action()
-        episode.steps.append(Step(obs["text"], list(info["admissible_actions"]), action))
-        obs, _, terminated, truncated, info = env.step(action)
+        label = env.unwrapped.expert_action()
+        taken = None if act is None else act(obs, info)
+        episode.steps.append(Step(obs["text"], list(info["admissible_actions"]), label, taken))
+        obs, _, terminated, truncated, info = env.step(label if taken is None else taken)
         if terminated or truncated:
             break
     episode.success = bool(info["success"])

@@ -24,7 +24,14 @@ from tqdm import tqdm
 from agents import Agent, AgentConfig, collate
 from envs import make
 from learners.config import option
-from learners.data import Dataset, Decision, Episode, Step, encode_decisions, load_dataset
+from learners.data import (
+    Dataset,
+    Decision,
+    Episode,
+    encode_decisions,
+    load_dataset,
+    run_expert_episode,
+)
 from learners.evaluate import evaluate_agent
 from learners.tracking import open_writer, run_name, write_json
 
@@ -188,21 +195,12 @@ DAGGER_SEED = 1_000_000
 
 
 def run_learner_episode(env: Any, agent: Agent, seed: int, rng: np.random.Generator) -> Episode:
-    """Play one episode with ``agent`` (sampling, so rounds cover more states) and label each
-    visited state with the expert's command; ``taken`` records what the agent did."""
-    obs, info = env.reset(seed=seed)
+    """One episode of ``agent`` acting (sampling, so rounds cover more states), every
+    visited state labelled with the expert's command."""
     agent.reset()
-    episode = Episode(seed=seed, goal=obs["goal"], success=False, final_text=obs["text"])
-    while True:
-        label = env.unwrapped.expert_action()
-        taken = agent.act(obs, info, greedy=False, rng=rng)
-        episode.steps.append(Step(obs["text"], list(info["admissible_actions"]), label, taken))
-        obs, _, terminated, truncated, info = env.step(taken)
-        if terminated or truncated:
-            break
-    episode.success = bool(info["success"])
-    episode.final_text = obs["text"]
-    return episode
+    return run_expert_episode(
+        env, seed, lambda obs, info: agent.act(obs, info, greedy=False, rng=rng)
+    )
 
 
 def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
