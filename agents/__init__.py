@@ -6,13 +6,21 @@ Works on the env contract's strings only; it imports no setting.
 
 from agents.agent import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Agent, AgentConfig
 from agents.features import collate, encode_action, encode_state
-from agents.model import MASKED_LOGIT, Encoding, ModelConfig, PolicyModel, count_parameters
+from agents.model import (
+    MASKED_LOGIT,
+    WORLD_MODEL_CHANNELS,
+    Encoding,
+    ModelConfig,
+    PolicyModel,
+    count_parameters,
+)
 from agents.tokenizer import HashingTokenizer
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "MASKED_LOGIT",
+    "WORLD_MODEL_CHANNELS",
     "Agent",
     "AgentConfig",
     "Encoding",

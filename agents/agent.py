@@ -153,7 +153,14 @@ class Agent:
         return commands[choice]
 
     def _logits(self, obs: Mapping[str, Any], commands: list[str]) -> np.ndarray:
-        state = self.encode_observation(obs)
+        return self.state_logits(*_goal_and_text(obs), self._history, commands)
+
+    def state_logits(
+        self, goal: str, text: str, history: Sequence[tuple[str, str]], commands: list[str]
+    ) -> np.ndarray:
+        """The policy's logits over ``commands`` in a given state (not this agent's own
+        episode): what learners use to query a policy at recorded states."""
+        state = self.encode_state(goal, text, history)
         cands = [self.encode_action(c) for c in commands]
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in collate([state], [cands]).items()}

@@ -24,6 +24,9 @@ from agents.tokenizer import MARKERS, N_SPECIAL, PAD
 #: log-softmax and entropy stay free of NaN even for a row with no real candidate.
 MASKED_LOGIT = -1e9
 
+#: Per-token output channels of the world-model head (e.g. "appears", "disappears").
+WORLD_MODEL_CHANNELS = 2
+
 
 @dataclass
 class ModelConfig:
@@ -198,6 +201,15 @@ class PolicyModel(nn.Module):
         self.policy_head = nn.Linear(d, 1)
         self.value_head = _mlp(d, config.ff_dim, 1, config.dropout)
 
+        # World-model head (implicit world modeling). From z it predicts, per token of the
+        # vocabulary, WORLD_MODEL_CHANNELS bits about the next observation (what each bit
+        # means is the world-model target's choice: learners/world_model.py). Each channel is
+        # a query vector scored against the token embeddings (tied output weights, as in
+        # language models), so world modeling also shapes the embeddings the policy reads.
+        # Built last, so adding it left every other weight's seeded initialization unchanged.
+        self.world_model_head = _mlp(d, config.ff_dim, WORLD_MODEL_CHANNELS * d, config.dropout)
+        self.world_model_bias = nn.Parameter(torch.zeros(WORLD_MODEL_CHANNELS, config.vocab_size))
+
     # -- encoders ---------------------------------------------------------------------------
     def encode_state_tokens(
         self, state_ids: torch.Tensor, state_mask: torch.Tensor
@@ -287,6 +299,11 @@ class PolicyModel(nn.Module):
         """Logits ``[B, A]`` from ``z``; absent candidates get :data:`MASKED_LOGIT`."""
         logits = self.policy_head(z).squeeze(-1)
         return logits.masked_fill(~action_mask, MASKED_LOGIT)
+
+    def world_model_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Next-observation token logits ``[..., WORLD_MODEL_CHANNELS, vocab_size]`` from ``z``."""
+        queries = self.world_model_head(z).unflatten(-1, (WORLD_MODEL_CHANNELS, -1))
+        return queries @ self.token_emb.weight.T + self.world_model_bias
 
     def value(self, state: torch.Tensor) -> torch.Tensor:
         """State value ``[B]`` from the pooled state vector."""

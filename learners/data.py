@@ -157,7 +157,9 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike) -> None:
         f.write(json.dumps(footer) + "\n")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, JSON object)`` of each line of a JSON Lines file, read lazily;
+    :class:`DatasetError` names the file and line of a torn or malformed line."""
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.endswith("\n"):
@@ -201,7 +203,7 @@ def load_dataset(path: str | os.PathLike, env_id: str | None = None) -> Dataset:
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file (create one with `earlyexp collect`)")
     try:
-        records = list(_lines(path))
+        records = list(iter_records(path))
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not a text file, so not an earlyexp dataset") from None
     if not records:

@@ -151,9 +151,11 @@ def test_empty_rows_do_not_produce_nan(model):
 
 def test_gradients_reach_every_parameter(model):
     b = random_batch(random.Random(2), batch=4, n_cands=(2, 5))
-    logits, value = model(b)
+    enc = model.encode(b)
+    logits, value = model.policy_logits(enc.z, b["action_mask"]), model.value(enc.state)
     loss = torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long))
-    (loss + value.pow(2).mean()).backward()
+    world_model = model.world_model_logits(enc.z).sigmoid().mean()
+    (loss + value.pow(2).mean() + world_model).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
