@@ -11,6 +11,7 @@ Shapes: ``B`` states, ``L`` state tokens, ``A`` candidate commands, ``T`` tokens
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -208,7 +209,12 @@ class PolicyModel(nn.Module):
         # language models), so world modeling also shapes the embeddings the policy reads.
         # Built last, so adding it left every other weight's seeded initialization unchanged.
         self.world_model_head = _mlp(d, config.ff_dim, WORLD_MODEL_CHANNELS * d, config.dropout)
-        self.world_model_bias = nn.Parameter(torch.zeros(WORLD_MODEL_CHANNELS, config.vocab_size))
+        # Start from "this token is rare" (p = 1/vocab), not p = 0.5 for every token, whose loss
+        # would otherwise take the first few hundred updates to unlearn.
+        prior = -math.log(config.vocab_size)
+        self.world_model_bias = nn.Parameter(
+            torch.full((WORLD_MODEL_CHANNELS, config.vocab_size), prior)
+        )
 
     # -- encoders ---------------------------------------------------------------------------
     def encode_state_tokens(

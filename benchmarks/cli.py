@@ -1,4 +1,5 @@
-"""The ``earlyexp`` command line: list, check and play envs, collect demos, train, evaluate."""
+"""The ``earlyexp`` command line: list, check and play envs, collect demos and rollouts, train,
+evaluate."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import sys
 from collections.abc import Sequence
 
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
-from learners.config import add_config_arguments, config_from_args
+from learners.config import add_learner_arguments, config_fields, config_from_args
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
+from learners.rollouts import PROPOSERS
+from learners.world_model import IWMConfig, parse_k, train_iwm
 
 #: Each learner's config (its fields are the CLI flags) and its training function.
-LEARNERS = {"bc": (BCConfig, train_bc), "dagger": (DAggerConfig, train_dagger)}
+LEARNERS = {
+    "bc": (BCConfig, train_bc),
+    "dagger": (DAggerConfig, train_dagger),
+    "iwm": (IWMConfig, train_iwm),
+}
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -86,6 +93,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     env_id = resolve_id(args.env_id)
     config_type, train = LEARNERS[args.learner]
+    given = set(vars(args)) & set().union(*(config_fields(c) for c, _ in LEARNERS.values()))
+    foreign = sorted(given - config_fields(config_type))
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise ValueError(
+            f"{flags}: not a flag of --learner {args.learner} (see earlyexp train --help)"
+        )
     config = config_from_args(config_type, args, env_id=env_id)
     metrics = train(config)
     print(
@@ -93,9 +107,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({metrics['demo_steps']} steps): {metrics['updates']} updates, "
         f"val accuracy {metrics['val_accuracy']:.3f}; saved {config.out}/agent.pt"
     )
+    if "wm_val_f1" in metrics:
+        print(
+            f"world model: next-observation token F1 {metrics['wm_val_f1']:.3f} on validation "
+            f"(copying the current observation: {metrics['wm_copy_f1']:.3f})"
+        )
     if "eval" in metrics:
         print(f"test split, {config.eval_episodes} episodes:")
         print(format_report({k: EvalResult(**v) for k, v in metrics["eval"].items()}))
+    return 0
+
+
+def cmd_rollouts(args: argparse.Namespace) -> int:
+    """Branch K alternatives at every state of a demos file and record what they did."""
+    from agents import Agent
+    from learners.data import load_dataset
+    from learners.rollouts import collect_rollouts
+
+    demos = load_dataset(args.demos, env_id=resolve_id(args.env_id))
+    agent = Agent.load(args.proposer_agent) if args.proposer_agent else None
+    counts = collect_rollouts(
+        demos,
+        args.demos,
+        args.out,
+        k=parse_k(args.k),
+        seed=args.seed,
+        proposer=args.proposer,
+        agent=agent,
+        temperature=args.temperature,
+    )
+    print(
+        f"wrote {args.out}: {counts['states']} states, {counts['branches']} alternative "
+        f"transitions (+{counts['states']} expert transitions)"
+    )
     return 0
 
 
@@ -158,8 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an agent; saves DIR/agent.pt and DIR/metrics.json")
     p.add_argument("env_id", help=env_help)
     p.add_argument("--learner", choices=sorted(LEARNERS), required=True)
-    add_config_arguments(p, DAggerConfig, skip={"env_id"})  # BC's flags plus DAgger's own
+    add_learner_arguments(p, {name: c for name, (c, _) in LEARNERS.items()}, skip={"env_id"})
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser(
+        "rollouts", help="early experience: branch K alternatives at every expert state"
+    )
+    p.add_argument("env_id", help=env_help)
+    p.add_argument("--demos", required=True, help="expert dataset file (from `earlyexp collect`)")
+    p.add_argument("--out", required=True, help="rollout file to write (JSON Lines)")
+    p.add_argument(
+        "--k", type=_k, default="8", help="alternatives per state, or 'all' (default: 8)"
+    )
+    p.add_argument("--proposer", choices=PROPOSERS, default="uniform")
+    p.add_argument("--proposer-agent", help="agent checkpoint the policy proposer samples from")
+    p.add_argument("--temperature", type=float, default=1.0, help="policy proposer temperature")
+    p.add_argument("--seed", type=int, default=0, help="seeds the proposer")
+    p.set_defaults(run=cmd_rollouts)
 
     p = sub.add_parser("eval", help="evaluate a saved agent on a split")
     p.add_argument("checkpoint", help="agent.pt written by `earlyexp train`")
@@ -170,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)
     return parser
+
+
+def _k(text: str) -> str:
+    try:
+        parse_k(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _positive(text: str) -> int:

@@ -17,19 +17,49 @@ def add_config_arguments(
     parser: argparse.ArgumentParser, config_type: type, skip: set[str] = frozenset()
 ) -> None:
     """Add one ``--flag`` per field of ``config_type`` (``snake_case`` becomes ``--snake-case``)."""
-    hints = get_type_hints(config_type)
-    for field in dataclasses.fields(config_type):
-        if field.name in skip:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
-        kind = hints[field.name]
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text
-            )
+    add_learner_arguments(parser, {"": config_type}, skip, suppress=False)
+
+
+def add_learner_arguments(
+    parser: argparse.ArgumentParser,
+    configs: dict[str, type],
+    skip: set[str] = frozenset(),
+    suppress: bool = True,
+) -> None:
+    """One ``--flag`` per field of any of ``configs`` (learner name -> config type).
+
+    With ``suppress``, a flag the user does not give stays out of the parsed namespace, so
+    :func:`config_from_args` keeps each learner's own default; the help text lists the
+    defaults per learner where they differ.
+    """
+    seen: dict[str, list[tuple[str, Any, dataclasses.Field]]] = {}
+    for learner, config_type in configs.items():
+        hints = get_type_hints(config_type)
+        for field in dataclasses.fields(config_type):
+            if field.name not in skip:
+                seen.setdefault(field.name, []).append((learner, hints[field.name], field))
+    for name, owners in seen.items():
+        _, kind, field = owners[0]
+        defaults = {f.default for _, _, f in owners}
+        if len(defaults) == 1:
+            default_text = f"default: {field.default}"
         else:
-            parser.add_argument(flag, type=_scalar(kind), default=field.default, help=help_text)
+            default_text = "; ".join(f"{who}: {f.default}" for who, _, f in owners)
+        if len(owners) < len(configs):
+            default_text = f"{'/'.join(who for who, _, _ in owners)} only; {default_text}"
+        help_text = f"{field.metadata.get('help', '')} ({default_text})"
+        default = argparse.SUPPRESS if suppress else field.default
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, action=action, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=_scalar(kind), default=default, help=help_text)
+
+
+def config_fields(config_type: type) -> set[str]:
+    """The field names of a config dataclass (its CLI flags, underscored)."""
+    return {f.name for f in dataclasses.fields(config_type)}
 
 
 def config_from_args(config_type: type, args: argparse.Namespace, **overrides: Any) -> Any:

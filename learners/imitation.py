@@ -61,7 +61,7 @@ class BCConfig:
     patience: int = option(10, "validation passes without improvement before stopping")
     eval_episodes: int = option(50, "test-split episodes for the final evaluation (0 skips it)")
     log_dir: str = option(
-        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__bc__{seed}__{time}``"
+        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__{learner}__{seed}__{time}``"
     )
     progress: bool = option(True, "show progress bars")
 
@@ -175,9 +175,9 @@ def behaviour_cloning(
 
 def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
     """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset, agent, train_eps, val, writer = _start(config, "bc", agent_config)
-    fit = _fit(agent, encode_decisions(agent, train_eps), val, config, writer)
-    metrics = {**_base_metrics(config, "bc", dataset), **fit}
+    dataset, agent, train_eps, val, writer = start_run(config, "bc", agent_config)
+    fit = fit_policy(agent, encode_decisions(agent, train_eps), val, config, writer)
+    metrics = {**base_metrics(config, "bc", dataset), **fit}
     return finish_run(agent, config, "bc", dataset, writer, metrics, fit["updates"])
 
 
@@ -186,8 +186,8 @@ class DAggerConfig(BCConfig):
     """DAgger: BC on the demos, then rounds of rolling out the learner on the train split,
     labelling every state it visits with the env's expert, and retraining on all labels."""
 
-    iterations: int = option(4, "DAgger only: rounds of learner rollouts labelled by the expert")
-    rollouts: int = option(20, "DAgger only: learner episodes per round (fresh train instances)")
+    iterations: int = option(4, "rounds of learner rollouts labelled by the expert")
+    rollouts: int = option(20, "learner episodes per round (fresh train instances)")
 
 
 #: DAgger's rollouts use train-split instance seeds from here on, away from the demos'.
@@ -205,11 +205,11 @@ def run_learner_episode(env: Any, agent: Agent, seed: int, rng: np.random.Genera
 
 def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
     """Run DAgger end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset, agent, train_eps, val, writer = _start(config, "dagger", agent_config)
+    dataset, agent, train_eps, val, writer = start_run(config, "dagger", agent_config)
     env = make(config.env_id, split="train", **dataset.env_kwargs)
     rng = np.random.default_rng(config.seed)
     labelled = list(train_eps)
-    fit = _fit(agent, encode_decisions(agent, labelled), val, config, writer)
+    fit = fit_policy(agent, encode_decisions(agent, labelled), val, config, writer)
     updates, learner_success = fit["updates"], []
     for round_ in range(config.iterations):
         first = DAGGER_SEED + round_ * config.rollouts
@@ -219,11 +219,11 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
         learner_success.append(float(np.mean([e.success for e in rollouts])))
         writer.add_scalar("charts/dagger_rollout_success", learner_success[-1], updates)
         labelled += rollouts
-        fit = _fit(agent, encode_decisions(agent, labelled), val, config, writer, updates)
+        fit = fit_policy(agent, encode_decisions(agent, labelled), val, config, writer, updates)
         updates += fit["updates"]
     env.close()
     metrics = {
-        **_base_metrics(config, "dagger", dataset),
+        **base_metrics(config, "dagger", dataset),
         **fit,
         "updates": updates,
         "labelled_steps": sum(len(e.steps) for e in labelled),
@@ -232,7 +232,7 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
     return finish_run(agent, config, "dagger", dataset, writer, metrics, updates)
 
 
-def _start(
+def start_run(
     config: BCConfig, learner: str, agent_config: AgentConfig | None
 ) -> tuple[Dataset, Agent, list[Episode], list[Decision], SummaryWriter]:
     """Load the demo budget, build the seeded agent, hold out validation episodes, open the log."""
@@ -247,7 +247,7 @@ def _start(
     return dataset, agent, train_eps, encode_decisions(agent, val_eps), writer
 
 
-def _fit(
+def fit_policy(
     agent: Agent,
     train: list[Decision],
     val: list[Decision],
@@ -255,6 +255,7 @@ def _fit(
     writer: SummaryWriter,
     global_step: int = 0,
 ) -> dict[str, Any]:
+    """:func:`behaviour_cloning` with the budget and optimizer settings of ``config``."""
     return behaviour_cloning(
         agent,
         train,
@@ -271,7 +272,8 @@ def _fit(
     )
 
 
-def _base_metrics(config: BCConfig, learner: str, dataset: Dataset) -> dict[str, Any]:
+def base_metrics(config: BCConfig, learner: str, dataset: Dataset) -> dict[str, Any]:
+    """What every imitation-family run reports: env, learner, seed and the demo budget."""
     return {
         "env_id": config.env_id,
         "learner": learner,

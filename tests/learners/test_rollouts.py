@@ -10,9 +10,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from agents import Agent
 from envs import make
 from learners.data import collect_demos
-from learners.rollouts import BranchDivergedError, branch_episode, collect_rollouts
+from learners.rollouts import (
+    BranchDivergedError,
+    branch_episode,
+    collect_rollouts,
+    policy_proposer,
+)
 
 HOUSEHOLD = "earlyexp/Household-v0"
 
@@ -76,3 +82,58 @@ def test_rollout_file(demos, tmp_path: Path) -> None:
     assert counts["branches"] == sum(len(r["branches"]) for r in records) > dataset.num_steps
     with pytest.raises(ValueError, match="k must be"):
         collect_rollouts(dataset, path, out, k=0, progress=False)
+
+
+@pytest.mark.parametrize("temperature", [0.01, 1.0])
+def test_policy_proposer_respects_k_and_never_proposes_the_expert(demos, temperature) -> None:
+    _, dataset = demos
+    propose = policy_proposer(Agent(seed=0), temperature)
+    rng = np.random.default_rng(0)
+    for episode in dataset.episodes:
+        history: list[tuple[str, str]] = []
+        for step in episode.steps:
+            for k in (1, 3, None):
+                got = propose(
+                    episode.goal, step.text, history, step.admissible, step.action, k, rng
+                )
+                others = len(step.admissible) - 1
+                assert len(got) == (others if k is None else min(k, others))
+                assert step.action not in got and len(set(got)) == len(got)
+                assert set(got) <= set(step.admissible)
+            history.append((step.text, step.executed))
+
+
+def test_policy_proposer_samples_from_the_policy(demos) -> None:
+    _, dataset = demos
+    agent = Agent(seed=0)
+    episode = dataset.episodes[0]
+    step = next(s for s in episode.steps if len(s.admissible) >= 6)
+    logits = agent.state_logits(episode.goal, step.text, [], step.admissible)
+    others = [a for a in step.admissible if a != step.action]
+    favourite = max(others, key=lambda a: logits[step.admissible.index(a)])
+    propose = policy_proposer(agent, temperature=1e-4)  # near-greedy: one distinct draw
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        got = propose(episode.goal, step.text, [], step.admissible, step.action, 3, rng)
+        assert got[0] == favourite and len(got) == 3  # the other two are uniform refills
+
+
+def test_policy_rollouts_need_an_agent(demos, tmp_path: Path) -> None:
+    path, dataset = demos
+    with pytest.raises(ValueError, match="policy proposer samples from an agent"):
+        collect_rollouts(dataset, path, tmp_path / "r.jsonl", proposer="policy", progress=False)
+    with pytest.raises(ValueError, match="unknown proposer"):
+        collect_rollouts(dataset, path, tmp_path / "r.jsonl", proposer="best", progress=False)
+    assert not (tmp_path / "r.jsonl").exists()
+    counts = collect_rollouts(
+        dataset,
+        path,
+        tmp_path / "r.jsonl",
+        k=2,
+        proposer="policy",
+        agent=Agent(seed=1),
+        progress=False,
+    )
+    header = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    assert header["proposer"] == "policy" and header["temperature"] == 1.0
+    assert counts["branches"] <= 2 * counts["states"]

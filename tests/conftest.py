@@ -1,4 +1,4 @@
-"""Shared fixtures of the agents tests."""
+"""Shared fixtures of every test."""
 
 import pytest
 import torch

@@ -1,0 +1,594 @@
+"""RL with action-masked PPO (stable-baselines3 + sb3-contrib ``MaskablePPO``), from scratch or
+warm-started from a BC / IWM agent checkpoint.
+
+Reads top to bottom:
+
+1. :class:`TokenizedEnv` turns a contract env (text observations, a changing list of
+   admissible commands) into what SB3 accepts: a ``Dict`` of fixed-size token-id arrays and a
+   ``Discrete(max_actions)`` action space, index ``i`` meaning the ``i``-th admissible command,
+   with ``action_masks()`` marking the real ones.
+2. :class:`CandidatePolicy` is a ``MaskableActorCriticPolicy`` that holds the project's
+   :class:`~agents.model.PolicyModel` -- the same network BC and IWM train -- and scores the
+   candidate commands with it; so a BC or IWM checkpoint loads into it with every weight in
+   place, and its weights go back into an :class:`~agents.Agent` unchanged.
+3. :func:`train_rl` builds the agent (fresh or from ``init_from``), runs ``MaskablePPO`` on
+   the train split, evaluates on the test split every ``eval_every`` env steps (and before
+   the first update, and at the end), and saves ``agent.pt`` and ``metrics.json``.
+
+SB3 is used only at its public seams: a policy class passed as ``policy=``, a callback, a
+logger output format, and ``load_state_dict`` for the warm start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.distributions import MaskableDistribution
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import set_random_seed
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel
+from agents.tokenizer import PAD
+from envs import make
+from learners.config import option
+from learners.evaluate import EvalResult, evaluate_agent
+from learners.tracking import open_writer, run_name, write_json
+
+
+@dataclass
+class RLConfig:
+    """Action-masked PPO. Every field is a CLI flag of ``earlyexp train --learner rl``."""
+
+    env_id: str = option(
+        "earlyexp/Household-v0", "the env trained on (train split) and evaluated on (test split)"
+    )
+    out: str = option("runs/rl", "directory for ``agent.pt`` and ``metrics.json``")
+    seed: int = option(
+        0, "seeds the fresh model's weights, PPO's sampling and minibatches, and the train env"
+    )
+    steps: int = option(
+        20_000, "total env steps of PPO (rounded up to a whole number of rollouts of n_steps)"
+    )
+    init_from: str | None = option(
+        None, "warm start from this agent checkpoint (BC or IWM ``agent.pt``); None = scratch"
+    )
+    max_actions: int = option(
+        64, "action-space size: most admissible commands a state may have (more is an error)"
+    )
+    n_steps: int = option(512, "env steps per rollout, between PPO updates")
+    batch_size: int = option(64, "states per PPO minibatch")
+    n_epochs: int = option(4, "passes over each rollout")
+    learning_rate: float = option(
+        3e-4, "Adam step size (a warm start often keeps its imitation skill better at 1e-4)"
+    )
+    gamma: float = option(0.99, "discount factor")
+    gae_lambda: float = option(0.95, "GAE lambda")
+    ent_coef: float = option(0.01, "entropy bonus coefficient")
+    clip_range: float = option(0.2, "PPO ratio clipping")
+    eval_every: int = option(
+        2000, "env steps between test-split evaluations (also evaluated at step 0 and at the end)"
+    )
+    eval_episodes: int = option(50, "test-split episodes per evaluation (0 skips evaluation)")
+    log_dir: str = option(
+        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__rl__{seed}__{time}``"
+    )
+    progress: bool = option(True, "show a progress bar")
+
+
+# -- 1. the env adapter ----------------------------------------------------------------------
+class TokenizedEnv(gym.Env):
+    """A contract env seen through an agent's tokenizer, with a discrete, maskable action space.
+
+    Observation: ``{"state_ids": int64[max_state_tokens], "action_ids": int64[max_actions,
+    max_action_tokens]}``, PAD (0) padded. ``state_ids`` is ``agent.encode_state(goal, text,
+    history)`` with the episode's history kept exactly as :meth:`Agent.act` keeps it
+    (``(observation text, command taken)`` pairs, oldest first); row ``i`` of ``action_ids``
+    is ``agent.encode_action`` of the ``i``-th admissible command. So the policy sees what the
+    agent sees when it acts.
+
+    Action: ``Discrete(max_actions)``; index ``i`` executes ``commands[i]``.
+    :meth:`action_masks` is True for the indices of real commands (MaskablePPO reads it). A
+    masked index is still accepted, as Gymnasium requires of every action in the space: it
+    is passed on as a command the env cannot admit (``""``), which by the env contract is a
+    step that changes nothing and sets ``info["invalid_action"]``.
+
+    More admissible commands than ``max_actions``: a ``ValueError`` that names the count and
+    says to raise ``max_actions`` (``--max-actions``). The adapter never drops commands: the
+    agent scores every admissible command when it is evaluated, so RL must see them all.
+
+    ``info`` is the env's own, plus ``"command"`` (the text executed, after a step) and
+    ``"is_success"`` (= ``info["success"]``, which SB3 averages into its success rate).
+
+    Args:
+        env: a made contract env (``envs.make(...)``, TimeLimit included).
+        agent: supplies the tokenizer and the token limits (its weights are not used).
+        max_actions: size of the action space.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env: gym.Env, agent: Agent, max_actions: int = 64) -> None:
+        if max_actions < 1:
+            raise ValueError(f"max_actions must be >= 1, got {max_actions}")
+        self.env, self.agent, self.max_actions = env, agent, max_actions
+        cfg = agent.config.model
+        top = cfg.vocab_size - 1
+        self.observation_space = spaces.Dict(
+            {
+                "state_ids": spaces.Box(0, top, (cfg.max_state_tokens,), np.int64),
+                "action_ids": spaces.Box(0, top, (max_actions, cfg.max_action_tokens), np.int64),
+            }
+        )
+        self.action_space = spaces.Discrete(max_actions)
+        #: The contract observation the current state was encoded from.
+        self.last_observation: dict[str, Any] = {}
+        #: The commands admissible now; action ``i`` is ``commands[i]``.
+        self.commands: list[str] = []
+        self._history: list[tuple[str, str]] = []
+
+    @property
+    def history(self) -> tuple[tuple[str, str], ...]:
+        """This episode's ``(observation text, command taken)`` pairs, oldest first."""
+        return tuple(self._history)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the wrapped env and forget the episode's history."""
+        super().reset(seed=seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._history = []
+        return self._observe(obs, info), self._info(info)
+
+    def step(
+        self, action: int | np.integer
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Execute command ``action`` (an index into :attr:`commands`)."""
+        index = int(action)
+        if not 0 <= index < self.max_actions:
+            raise ValueError(f"action {index} is outside Discrete({self.max_actions})")
+        command = self.commands[index] if index < len(self.commands) else ""
+        self._history.append((self.last_observation["text"], command))
+        obs, reward, terminated, truncated, info = self.env.step(command)
+        info = {**self._info(info), "command": command}
+        return self._observe(obs, info), float(reward), terminated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """``bool[max_actions]``: True where an index names an admissible command."""
+        return np.arange(self.max_actions) < len(self.commands)
+
+    def close(self) -> None:
+        """Close the wrapped env."""
+        self.env.close()
+
+    def _observe(self, obs: dict[str, Any], info: dict[str, Any]) -> dict[str, np.ndarray]:
+        commands = list(info["admissible_actions"])
+        if len(commands) > self.max_actions:
+            raise ValueError(
+                f"{self.env.spec.id if self.env.spec else 'the env'} offers "
+                f"{len(commands)} admissible commands here, more than max_actions="
+                f"{self.max_actions}; raise max_actions (--max-actions) to at least "
+                f"{len(commands)}: commands are never dropped, since the agent scores them all "
+                "when evaluated"
+            )
+        self.last_observation, self.commands = obs, commands
+        cfg = self.agent.config.model
+        state = self.agent.encode_state(obs["goal"], obs["text"], self._history)
+        state_ids = np.full(cfg.max_state_tokens, PAD, dtype=np.int64)
+        state_ids[: len(state)] = state
+        action_ids = np.full((self.max_actions, cfg.max_action_tokens), PAD, dtype=np.int64)
+        for row, command in zip(action_ids, commands, strict=False):
+            ids = self.agent.encode_action(command)
+            row[: len(ids)] = ids
+        return {"state_ids": state_ids, "action_ids": action_ids}
+
+    @staticmethod
+    def _info(info: dict[str, Any]) -> dict[str, Any]:
+        return {**info, "is_success": bool(info.get("success", False))}
+
+
+# -- 2. the policy ---------------------------------------------------------------------------
+class CandidatePolicy(MaskableActorCriticPolicy):
+    """MaskablePPO's actor-critic, computed by a :class:`PolicyModel` over candidate commands.
+
+    Logits are ``model.policy_logits(enc.z, action_mask)`` and values ``model.value(enc.state)``
+    with ``enc = model.encode(batch)``: the network BC and IWM train, nothing added, so
+    ``policy.model.load_state_dict(agent.model.state_dict())`` is a complete warm start. The
+    optimizer covers exactly the model's parameters (SB3's own MLP extractor, action and value
+    nets are never built). Padded candidates get ``MASKED_LOGIT`` from the model, and
+    MaskablePPO's masks are applied on top: a masked action has probability zero.
+
+    Pass ``policy_kwargs={"model_config": ModelConfig(...)}`` to MaskablePPO.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        model_config: ModelConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.model_config = model_config if model_config is not None else ModelConfig()
+        # SB3 hands observations over as float32; ids round-trip exactly below 2**24.
+        if self.model_config.vocab_size > 2**24:
+            raise ValueError("vocab_size above 2**24 does not survive SB3's float32 buffers")
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Replace SB3's networks with the policy model; its parameters are the optimizer's."""
+        self.model = PolicyModel(self.model_config)
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "model_config": self.model_config}
+
+    def model_inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model's batch (as :func:`agents.collate` builds it) from a batch of observations.
+
+        Ids come back to long; padding that every row shares is cut off, so a single state
+        gives exactly the tensors :meth:`Agent.act` builds (and runs as fast).
+        """
+        state_ids, action_ids = obs["state_ids"].long(), obs["action_ids"].long()
+        state_mask = state_ids != PAD
+        state_mask[:, 0] = True  # [CLS]
+        action_real = action_ids != PAD
+        action_mask = action_real.any(-1)
+        length = _extent(state_mask.any(0))
+        n_cands = _extent(action_mask.any(0))
+        n_tokens = _extent(action_real.flatten(0, 1).any(0))
+        return {
+            "state_ids": state_ids[:, :length],
+            "state_mask": state_mask[:, :length],
+            "action_ids": action_ids[:, :n_cands, :n_tokens],
+            "action_mask": action_mask[:, :n_cands],
+        }
+
+    def logits_and_values(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[B, max_actions]`` (absent candidates at ``MASKED_LOGIT``), values ``[B, 1]``."""
+        batch = self.model_inputs(obs)
+        enc = self.model.encode(batch)
+        logits = self.model.policy_logits(enc.z, batch["action_mask"])
+        logits = F.pad(logits, (0, self.action_space.n - logits.shape[1]), value=MASKED_LOGIT)
+        return logits, self.model.value(enc.state).unsqueeze(-1)
+
+    def _distribution(
+        self, logits: torch.Tensor, action_masks: np.ndarray | torch.Tensor | None
+    ) -> MaskableDistribution:
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        if action_masks is not None:
+            distribution.apply_masking(action_masks)
+        return distribution
+
+    def forward(
+        self,
+        obs: dict[str, torch.Tensor],
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values ``[B, 1]`` and log-probabilities of the actions (rollouts)."""
+        logits, values = self.logits_and_values(obs)
+        distribution = self._distribution(logits, action_masks)
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions, values, distribution.log_prob(actions)
+
+    def evaluate_actions(
+        self,
+        obs: dict[str, torch.Tensor],
+        actions: torch.Tensor,
+        action_masks: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, log-probabilities of ``actions`` and entropies (PPO's loss)."""
+        logits, values = self.logits_and_values(obs)
+        distribution = self._distribution(logits, action_masks)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(
+        self, obs: dict[str, torch.Tensor], action_masks: np.ndarray | None = None
+    ) -> MaskableDistribution:
+        """The masked action distribution (``predict`` samples or takes its mode)."""
+        return self._distribution(self.logits_and_values(obs)[0], action_masks)
+
+    def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Values ``[B, 1]`` from the state encoder alone (bootstrapping)."""
+        batch = self.model_inputs(obs)
+        state = self.model.encode_state(batch["state_ids"], batch["state_mask"])
+        return self.model.value(state).unsqueeze(-1)
+
+
+def _extent(used: torch.Tensor) -> int:
+    """One past the last True of a 1-D bool tensor (at least 1)."""
+    index = used.nonzero()
+    return int(index.max()) + 1 if len(index) else 1
+
+
+# -- 3. training -----------------------------------------------------------------------------
+def initial_agent(config: RLConfig, agent_config: AgentConfig | None = None) -> Agent:
+    """The agent RL starts from: ``init_from`` when given, else fresh with ``config.seed``.
+
+    Raises:
+        ValueError: the checkpoint was trained on another env than ``config.env_id``, or its
+            config differs from an explicitly given ``agent_config``; the message says which.
+    """
+    if config.init_from is None:
+        return Agent(agent_config, seed=config.seed)
+    agent = Agent.load(config.init_from)
+    if agent_config is not None and agent.config != agent_config:
+        raise ValueError(
+            f"cannot warm-start RL from {config.init_from}: its model config differs from the "
+            f"one given (checkpoint != given: {'; '.join(agent.config.diff(agent_config))}). "
+            "Give no model config to take the checkpoint's own, or give the checkpoint's."
+        )
+    trained_on = agent.meta.get("env_id")
+    if trained_on is None:
+        warnings.warn(
+            f"{config.init_from} does not record the env it was trained on (meta['env_id']); "
+            f"cannot check that it fits {config.env_id}",
+            stacklevel=2,
+        )
+    elif _bare_id(trained_on) != _bare_id(config.env_id):
+        raise ValueError(
+            f"cannot warm-start RL on {config.env_id} from {config.init_from}: that agent was "
+            f"trained on {trained_on}. Use a checkpoint trained on {config.env_id}, or run RL "
+            f"on {trained_on} (--env-id {trained_on})."
+        )
+    return agent
+
+
+def _bare_id(env_id: str) -> str:
+    """``module:earlyexp/X-v0`` and ``earlyexp/X-v0`` name the same env."""
+    return env_id.split(":", 1)[-1]
+
+
+def build_ppo(agent: Agent, env: TokenizedEnv, config: RLConfig) -> MaskablePPO:
+    """MaskablePPO with a :class:`CandidatePolicy` that starts from ``agent``'s weights.
+
+    On CPU, always: the model is small and evaluation copies its weights into the agent.
+    """
+    ppo = MaskablePPO(
+        CandidatePolicy,
+        env,
+        learning_rate=config.learning_rate,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        ent_coef=config.ent_coef,
+        clip_range=config.clip_range,
+        policy_kwargs={"model_config": agent.config.model},
+        seed=config.seed,
+        device="cpu",
+        verbose=0,
+    )
+    ppo.policy.model.load_state_dict(agent.model.state_dict())  # strict: every weight
+    return ppo
+
+
+class CleanRLOutput(KVWriter):
+    """An SB3 logger output that writes PPO's statistics to our TensorBoard writer under
+    CleanRL's names: ``train/<x>`` becomes ``losses/<x>`` (the learning rate becomes
+    ``charts/learning_rate``) and ``rollout/success_rate`` (the last 100 train episodes)
+    ``charts/train_success_rate``; episodes, SPS and evaluations are :class:`RLCallback`'s."""
+
+    def __init__(self, writer: SummaryWriter) -> None:
+        self.writer = writer
+
+    def write(
+        self,
+        key_values: dict[str, Any],
+        key_excluded: dict[str, tuple[str, ...]],
+        step: int = 0,
+    ) -> None:
+        """Log one dump of SB3's logger at env step ``step``."""
+        for key, value in key_values.items():
+            if "tensorboard" in (key_excluded.get(key) or ()):
+                continue
+            if key == "train/learning_rate":
+                self.writer.add_scalar("charts/learning_rate", value, step)
+            elif key.startswith("train/"):
+                self.writer.add_scalar("losses/" + key.removeprefix("train/"), value, step)
+            elif key == "rollout/success_rate":
+                self.writer.add_scalar("charts/train_success_rate", value, step)
+
+    def close(self) -> None:
+        """The writer belongs to the run; :func:`train_rl` closes it."""
+
+
+class RLCallback(BaseCallback):
+    """Logs episodes and throughput, and evaluates + checkpoints the agent on the test split
+    before the first update, every ``eval_every`` env steps, and at the end."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        config: RLConfig,
+        writer: SummaryWriter,
+        env_kwargs: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.agent, self.config, self.writer = agent, config, writer
+        self.env_kwargs, self.meta = env_kwargs, meta
+        #: One point per evaluation: ``{"steps", "success_rate", "success_rate_sampled"}``.
+        self.curve: list[dict[str, float]] = []
+        #: The latest evaluation's results (greedy, sampled, random).
+        self.results: dict[str, EvalResult] | None = None
+        self.episodes = 0
+        self.eval_seconds = 0.0
+        self._next_eval = 0
+        self._last_eval: int | None = None
+        self._start = time.perf_counter()
+        self._bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        rollouts = math.ceil(self.config.steps / self.config.n_steps)
+        self._bar = tqdm(
+            total=rollouts * self.config.n_steps,
+            desc="rl",
+            unit="step",
+            disable=not self.config.progress,
+        )
+        self.evaluate()
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:  # added by SB3's Monitor when an episode ends
+                self.episodes += 1
+                self.writer.add_scalar(
+                    "charts/episodic_return", info["episode"]["r"], self.num_timesteps
+                )
+                self.writer.add_scalar(
+                    "charts/episodic_length", info["episode"]["l"], self.num_timesteps
+                )
+        if self._bar is not None:
+            self._bar.update(self.training_env.num_envs)
+        if self.num_timesteps >= self._next_eval:
+            self.evaluate()
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.writer.add_scalar("charts/SPS", self.steps_per_second(), self.num_timesteps)
+
+    def _on_training_end(self) -> None:
+        if self._last_eval != self.num_timesteps:
+            self.evaluate()
+        if self._bar is not None:
+            self._bar.close()
+
+    def steps_per_second(self) -> float:
+        """Training throughput: env steps per second, evaluation time left out."""
+        seconds = time.perf_counter() - self._start - self.eval_seconds
+        return self.num_timesteps / max(seconds, 1e-9)
+
+    def evaluate(self) -> None:
+        """Copy the policy's weights into the agent, evaluate it, log, and checkpoint it."""
+        steps = self.num_timesteps
+        self._last_eval = steps
+        self._next_eval = (steps // self.config.eval_every + 1) * self.config.eval_every
+        self.agent.model.load_state_dict(self.model.policy.model.state_dict())
+        if self.config.eval_episodes < 1:
+            return
+        began = time.perf_counter()
+        self.results = results = evaluate_agent(
+            self.agent,
+            self.config.env_id,
+            episodes=self.config.eval_episodes,
+            env_kwargs=self.env_kwargs,
+            progress=False,
+        )
+        greedy, sampled = results["greedy"], results["sampled"]
+        self.curve.append(
+            {
+                "steps": steps,
+                "success_rate": greedy.success_rate,
+                "success_rate_sampled": sampled.success_rate,
+            }
+        )
+        self.writer.add_scalar("eval/success_rate", greedy.success_rate, steps)
+        self.writer.add_scalar("eval/success_rate_sampled", sampled.success_rate, steps)
+        self.writer.add_scalar("eval/random_success_rate", results["random"].success_rate, steps)
+        self.writer.add_scalar("eval/valid_action_rate", greedy.valid_action_rate, steps)
+        self.writer.add_scalar("eval/mean_episode_length", greedy.mean_episode_length, steps)
+        if self._bar is not None:
+            self._bar.set_postfix(success=f"{greedy.success_rate:.2f}")
+        self.agent.save(
+            Path(self.config.out) / "agent.pt",
+            meta={**self.meta, "env_steps": steps, "curve": self.curve},
+        )
+        self.eval_seconds += time.perf_counter() - began
+
+
+def train_rl(
+    config: RLConfig,
+    agent_config: AgentConfig | None = None,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run MaskablePPO end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``.
+
+    Args:
+        config: the run (see :class:`RLConfig`).
+        agent_config: architecture of a fresh agent; with ``init_from``, the config the
+            checkpoint must have (None = take the checkpoint's own).
+        env_kwargs: extra arguments of ``envs.make`` for the train and test envs.
+
+    Returns:
+        The metrics written to ``metrics.json``: env_id, learner, seed, steps (asked),
+        env_steps (done), init_from, curve, eval (final greedy / sampled / random results),
+        wall_seconds, eval_seconds and env_steps_per_second (training only, evaluation left
+        out).
+    """
+    _check(config)
+    began = time.perf_counter()
+    env_kwargs = dict(env_kwargs or {})
+    set_random_seed(config.seed)
+    agent = initial_agent(config, agent_config)
+    env = TokenizedEnv(make(config.env_id, split="train", **env_kwargs), agent, config.max_actions)
+    ppo = build_ppo(agent, env, config)
+
+    writer = open_writer(config.log_dir, run_name(config.env_id, "rl", config.seed), asdict(config))
+    ppo.set_logger(Logger(folder=None, output_formats=[CleanRLOutput(writer)]))
+    meta = {
+        "env_id": config.env_id,
+        "learner": "rl",
+        "seed": config.seed,
+        "init_from": config.init_from,
+        "init_learner": agent.meta.get("learner") if config.init_from else None,
+    }
+    callback = RLCallback(agent, config, writer, env_kwargs, meta)
+    ppo.learn(total_timesteps=config.steps, callback=callback)
+    ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
+    env.close()
+
+    agent.model.load_state_dict(ppo.policy.model.state_dict())
+    metrics: dict[str, Any] = {
+        **meta,
+        "steps": config.steps,
+        "env_steps": ppo.num_timesteps,
+        "train_episodes": callback.episodes,
+        "max_actions": config.max_actions,
+        "env_kwargs": env_kwargs,
+        "curve": callback.curve,
+    }
+    if callback.results is not None:
+        metrics["eval"] = {name: r.as_dict() for name, r in callback.results.items()}
+    metrics["wall_seconds"] = time.perf_counter() - began
+    metrics["eval_seconds"] = callback.eval_seconds
+    metrics["env_steps_per_second"] = callback.steps_per_second()
+    out = Path(config.out)
+    agent.save(out / "agent.pt", meta=metrics)
+    writer.close()
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _check(config: RLConfig) -> None:
+    problems = [
+        f"{name} must be >= 1, got {getattr(config, name)}"
+        for name in ("steps", "max_actions", "n_steps", "batch_size", "n_epochs", "eval_every")
+        if getattr(config, name) < 1
+    ]
+    if config.eval_episodes < 0:
+        problems.append(f"eval_episodes must be >= 0, got {config.eval_episodes}")
+    if problems:
+        raise ValueError("invalid RLConfig: " + "; ".join(problems))

@@ -1,0 +1,352 @@
+"""Implicit world modeling (IWM): learn what actions do, then imitate, in the same network.
+
+Early experience's first recipe (Zhang et al., 2025). Stage 1 trains the world-model head
+of the policy model to predict the next observation from the consequence representation
+``z = f(state, action)`` on the rollouts (the K alternatives branched at every expert state,
+plus the expert's own transition); no reward is used. Stage 2 is behaviour cloning on the
+expert demos, starting from the stage-1 weights, with the same early stopping as BC.
+
+Reads top to bottom: load the demo budget -> rollouts (read, or collect them from the demos)
+-> tokenize transitions and their next-observation targets -> stage 1 (world modeling) ->
+stage 2 (BC) -> save the agent -> evaluate on the test split beside a random policy.
+
+Targets (``--target``). The next observation is a bag of hashed tokens, predicted per token
+of the vocabulary by the head's two channels:
+
+* ``delta`` (default): what changed. Channel 0: tokens of the next observation that are not
+  in the current one (appear); channel 1, over the current observation's tokens only: tokens
+  that are gone from the next one (disappear). The prediction is ``(current - disappear) |
+  appear``. An action's effect is a few tokens; the head does not spend itself re-predicting
+  the room description the state encoder already holds.
+* ``next``: the whole next observation. Channel 0: every token of the next observation.
+  A probe on BabyAI with a bag-of-words policy found this target gave no gain over BC.
+
+Both are scored the same way, as token-set F1 of the predicted next observation against the
+real one, beside the baseline of copying the current observation (``wm_val_f1`` vs
+``wm_copy_f1``): a world model that does not beat copying has not learned what actions do.
+
+Budgets (``--budget``), with BC's ``--max-updates`` as the unit:
+
+* ``matched``: stage 1 takes ``--wm-updates``, stage 2 at most ``max_updates - wm_updates``,
+  so total updates equal BC's (the paper's protocol). The matching BC control is
+  ``earlyexp train --learner bc --max-updates {max_updates - wm_updates}``.
+* ``extra``: stage 1 takes ``--wm-updates``, then the full BC budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents import Agent, AgentConfig, collate
+from learners.config import option
+from learners.data import Dataset, Episode, encode_decisions
+from learners.imitation import BCConfig, base_metrics, finish_run, fit_policy, start_run
+from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
+
+TARGETS = ("delta", "next")
+BUDGETS = ("matched", "extra")
+
+
+@dataclass
+class IWMConfig(BCConfig):
+    """Implicit world modeling; BC's flags apply to stage 2."""
+
+    rollout_file: str | None = option(
+        None,
+        "rollout file from `earlyexp rollouts`; None = collect into OUT/rollouts.jsonl",
+    )
+    k: str = option("8", "alternatives per state when collecting (an integer, or 'all')")
+    proposer: str = option("uniform", f"how alternatives are chosen: {'|'.join(PROPOSERS)}")
+    proposer_agent: str | None = option(None, "agent checkpoint the policy proposer samples from")
+    temperature: float = option(1.0, "the policy proposer's sampling temperature")
+    budget: str = option("matched", f"{'|'.join(BUDGETS)} (see learners/world_model.py)")
+    target: str = option("delta", f"next-observation target: {'|'.join(TARGETS)}")
+    wm_updates: int = option(1000, "world-model updates at most (stage 1)")
+    wm_batch_size: int = option(16, "states per world-model minibatch (with all their branches)")
+    wm_learning_rate: float = option(1e-3, "world-model Adam step size")
+
+    def __post_init__(self) -> None:
+        parse_k(self.k)
+        for name, value, choices in (
+            ("budget", self.budget, BUDGETS),
+            ("target", self.target, TARGETS),
+            ("proposer", self.proposer, PROPOSERS),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        if self.wm_updates < 1:
+            raise ValueError(f"wm_updates must be >= 1, got {self.wm_updates}")
+        if self.budget == "matched" and self.wm_updates >= self.max_updates:
+            raise ValueError(
+                f"budget 'matched' splits max_updates ({self.max_updates}) between the stages, "
+                f"so wm_updates ({self.wm_updates}) must be smaller; or use --budget extra"
+            )
+
+    @property
+    def bc_updates(self) -> int:
+        """Stage 2's update cap under the budget mode."""
+        if self.budget == "matched":
+            return self.max_updates - self.wm_updates
+        return self.max_updates
+
+
+def parse_k(text: str | int | None) -> int | None:
+    """``"all"`` (or None) -> None (every admissible command); else a positive integer."""
+    if text is None or text == "all":
+        return None
+    try:
+        k = int(text)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or isinstance(text, bool):
+        raise ValueError(f"k must be a positive integer or 'all', got {text!r}")
+    return k
+
+
+@dataclass
+class Transitions:
+    """Every transition branched from one state, tokenized, with next-observation targets."""
+
+    state: list[int]
+    candidates: list[list[int]]  # the expert's command first, then the alternatives
+    current: list[int]  # distinct token ids of the current observation
+    nexts: list[list[int]]  # distinct token ids of each candidate's next observation
+
+
+def encode_transitions(
+    agent: Agent, episodes: list[Episode], branched: list[BranchedState]
+) -> list[Transitions]:
+    """Tokenize branched states the way ``agent`` sees states (goal, observation, history)."""
+    out = []
+    for b in branched:
+        episode = episodes[b.episode]
+        step = episode.steps[b.step]
+        history = [(s.text, s.executed) for s in episode.steps[: b.step]]
+        moves = [b.expert, *b.branches]
+        out.append(
+            Transitions(
+                agent.encode_state(episode.goal, step.text, history),
+                [agent.encode_action(m.action) for m in moves],
+                _token_set(agent, step.text),
+                [_token_set(agent, m.next_text) for m in moves],
+            )
+        )
+    return out
+
+
+def _token_set(agent: Agent, text: str) -> list[int]:
+    return sorted(set(agent.tokenizer.token_ids(text)))
+
+
+def world_model_loss(
+    agent: Agent, chunk: list[Transitions], target: str
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean over transitions of the per-token binary cross-entropy (summed over tokens), and
+    the predicted next-observation token sets' F1 beside copying the current observation."""
+    batch = collate([t.state for t in chunk], [t.candidates for t in chunk])
+    logits = agent.model.world_model_logits(agent.model.encode(batch).z)  # [B, A, 2, V]
+    vocab = logits.shape[-1]
+    current = _multi_hot([t.current for t in chunk], vocab).unsqueeze(1)  # [B, 1, V]
+    nexts = torch.stack(
+        [_multi_hot(t.nexts, vocab, rows=logits.shape[1]) for t in chunk]
+    )  # [B, A, V]
+    real = batch["action_mask"]
+    if target == "next":
+        per_move = F.binary_cross_entropy_with_logits(logits[..., 0, :], nexts, reduction="none")
+        per_move = per_move.sum(-1)
+        predicted = logits[..., 0, :] > 0
+    else:
+        appear, disappear = nexts * (1 - current), current * (1 - nexts)
+        loss_appear = F.binary_cross_entropy_with_logits(
+            logits[..., 0, :], appear, reduction="none"
+        )
+        loss_disappear = F.binary_cross_entropy_with_logits(
+            logits[..., 1, :], disappear, reduction="none"
+        )
+        per_move = loss_appear.sum(-1) + (loss_disappear * current).sum(-1)
+        kept = (current > 0) & ~(logits[..., 1, :] > 0)
+        predicted = kept | (logits[..., 0, :] > 0)
+    loss = per_move[real].mean()
+    stats = {
+        "f1": _f1(predicted, nexts > 0)[real],
+        "copy_f1": _f1((current > 0).expand_as(nexts), nexts > 0)[real],
+    }
+    return loss, stats
+
+
+def _multi_hot(id_lists: list[list[int]], vocab: int, rows: int | None = None) -> torch.Tensor:
+    out = torch.zeros(rows or len(id_lists), vocab)
+    for i, ids in enumerate(id_lists):
+        out[i, ids] = 1.0
+    return out
+
+
+def _f1(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    hits = (predicted & actual).sum(-1).float()
+    size = predicted.sum(-1) + actual.sum(-1)
+    return torch.where(size > 0, 2 * hits / size.clamp(min=1), torch.ones_like(hits))
+
+
+@torch.no_grad()
+def validate_world_model(
+    agent: Agent, val: list[Transitions], target: str, batch_size: int = 64
+) -> dict[str, float]:
+    """Validation loss, token F1 of the predicted next observation, and copying's F1."""
+    agent.model.eval()
+    losses, f1s, copies = [], [], []
+    for i in range(0, len(val), batch_size):
+        chunk = val[i : i + batch_size]
+        loss, stats = world_model_loss(agent, chunk, target)
+        losses.append(loss.item() * len(stats["f1"]))
+        f1s.append(stats["f1"])
+        copies.append(stats["copy_f1"])
+    n = sum(len(f) for f in f1s)
+    return {
+        "loss": sum(losses) / n,
+        "f1": torch.cat(f1s).mean().item(),
+        "copy_f1": torch.cat(copies).mean().item(),
+    }
+
+
+def world_modeling(
+    agent: Agent,
+    train: list[Transitions],
+    val: list[Transitions],
+    *,
+    target: str,
+    max_updates: int,
+    batch_size: int,
+    learning_rate: float,
+    val_every: int,
+    patience: int,
+    seed: int,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stage 1: fit the world-model head (and the encoders under it) to ``train`` in place;
+    keep the weights of the lowest validation loss; stop early after ``patience`` passes."""
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(agent.model.parameters(), lr=learning_rate)
+    best = validate_world_model(agent, val, target)
+    best_update, best_state = 0, copy.deepcopy(agent.model.state_dict())
+    initial = best
+    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
+    start = time.perf_counter()
+    bar = tqdm(total=max_updates, desc="world model", unit="upd", disable=not progress, leave=False)
+    while update < max_updates:
+        if cursor >= len(order):
+            order, cursor = rng.permutation(len(train)), 0
+        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        agent.model.train()
+        loss, stats = world_model_loss(agent, chunk, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        update += 1
+        bar.update()
+        if writer is not None and update % 10 == 0:
+            writer.add_scalar("losses/wm_loss", loss.item(), update)
+            writer.add_scalar("losses/wm_f1", stats["f1"].mean().item(), update)
+        if update % val_every == 0 or update == max_updates:
+            result = validate_world_model(agent, val, target)
+            if writer is not None:
+                writer.add_scalar("losses/wm_val_loss", result["loss"], update)
+                writer.add_scalar("losses/wm_val_f1", result["f1"], update)
+                writer.add_scalar("losses/wm_copy_f1", result["copy_f1"], update)
+            bar.set_postfix(val_loss=f"{result['loss']:.2f}", f1=f"{result['f1']:.3f}")
+            if result["loss"] < best["loss"]:
+                best, best_update, stale = result, update, 0
+                best_state = copy.deepcopy(agent.model.state_dict())
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+    bar.close()
+    agent.model.load_state_dict(best_state)
+    agent.model.eval()
+    return {
+        "wm_updates": update,
+        "wm_best_update": best_update,
+        "wm_initial_val_loss": initial["loss"],
+        "wm_val_loss": best["loss"],
+        "wm_val_f1": best["f1"],
+        "wm_copy_f1": best["copy_f1"],
+        "wm_transitions": sum(len(t.candidates) for t in train),
+        "wm_seconds": time.perf_counter() - start,
+    }
+
+
+def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+    """Run implicit world modeling end to end; write ``agent.pt`` and ``metrics.json`` (and
+    ``rollouts.jsonl`` when it collects them) to ``config.out``."""
+    dataset, agent, train_eps, val, writer = start_run(config, "iwm", agent_config)
+    branched = list(load_rollouts(_rollouts_file(config, dataset), dataset))
+    val_seeds = {e.seed for e in dataset.episodes} - {e.seed for e in train_eps}
+    encoded = encode_transitions(agent, dataset.episodes, branched)
+    in_val = [dataset.episodes[b.episode].seed in val_seeds for b in branched]
+    wm_train = [t for t, v in zip(encoded, in_val, strict=True) if not v]
+    wm_val = [t for t, v in zip(encoded, in_val, strict=True) if v]
+
+    wm = world_modeling(
+        agent,
+        wm_train,
+        wm_val,
+        target=config.target,
+        max_updates=config.wm_updates,
+        batch_size=config.wm_batch_size,
+        learning_rate=config.wm_learning_rate,
+        val_every=config.val_every,
+        patience=config.patience,
+        seed=config.seed,
+        writer=writer,
+        progress=config.progress,
+    )
+
+    stage2 = dataclasses.replace(config, max_updates=config.bc_updates)
+    fit = fit_policy(
+        agent, encode_decisions(agent, train_eps), val, stage2, writer, wm["wm_updates"]
+    )
+    metrics = {
+        **base_metrics(config, "iwm", dataset),
+        **wm,
+        **fit,
+        "bc_updates": fit["updates"],
+        "updates": wm["wm_updates"] + fit["updates"],
+        "budget": config.budget,
+        "target": config.target,
+    }
+    return finish_run(agent, config, "iwm", dataset, writer, metrics, metrics["updates"])
+
+
+def _rollouts_file(config: IWMConfig, dataset: Dataset) -> Path:
+    """The rollout file to train on: the given one, or collected from the demo budget now."""
+    if config.rollout_file is not None:
+        return Path(config.rollout_file)
+    proposer_agent = None
+    if config.proposer_agent is not None:
+        proposer_agent = Agent.load(config.proposer_agent)
+    path = Path(config.out) / "rollouts.jsonl"
+    collect_rollouts(
+        dataset,
+        config.demos,
+        path,
+        k=parse_k(config.k),
+        seed=config.seed,
+        proposer=config.proposer,
+        agent=proposer_agent,
+        temperature=config.temperature,
+        progress=config.progress,
+    )
+    return path
