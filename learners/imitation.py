@@ -254,13 +254,15 @@ def fit_policy(
     config: BCConfig,
     writer: SummaryWriter,
     global_step: int = 0,
+    max_updates: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`behaviour_cloning` with the budget and optimizer settings of ``config``."""
+    """:func:`behaviour_cloning` with the settings of ``config`` (``max_updates`` overrides
+    its budget)."""
     return behaviour_cloning(
         agent,
         train,
         val,
-        max_updates=config.max_updates,
+        max_updates=config.max_updates if max_updates is None else max_updates,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         val_every=config.val_every,

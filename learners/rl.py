@@ -556,9 +556,12 @@ def train_rl(
         "init_learner": agent.meta.get("learner") if config.init_from else None,
     }
     callback = RLCallback(agent, config, writer, env_kwargs, meta)
-    ppo.learn(total_timesteps=config.steps, callback=callback)
-    ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
-    env.close()
+    try:
+        ppo.learn(total_timesteps=config.steps, callback=callback)
+        ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
+    finally:
+        writer.close()
+        env.close()
 
     agent.model.load_state_dict(ppo.policy.model.state_dict())
     metrics: dict[str, Any] = {
@@ -577,7 +580,6 @@ def train_rl(
     metrics["env_steps_per_second"] = callback.steps_per_second()
     out = Path(config.out)
     agent.save(out / "agent.pt", meta=metrics)
-    writer.close()
     write_json(out / "metrics.json", metrics)
     return metrics
 

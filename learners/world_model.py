@@ -36,7 +36,6 @@ Budgets (``--budget``), with BC's ``--max-updates`` as the unit:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,10 +313,8 @@ def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dic
         progress=config.progress,
     )
 
-    stage2 = dataclasses.replace(config, max_updates=config.bc_updates)
-    fit = fit_policy(
-        agent, encode_decisions(agent, train_eps), val, stage2, writer, wm["wm_updates"]
-    )
+    decisions = encode_decisions(agent, train_eps)
+    fit = fit_policy(agent, decisions, val, config, writer, wm["wm_updates"], config.bc_updates)
     metrics = {
         **base_metrics(config, "iwm", dataset),
         **wm,

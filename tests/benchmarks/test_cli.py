@@ -83,3 +83,35 @@ def test_train_dagger(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([*args, "--log-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     assert "trained dagger" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["learner"] == "dagger"
+
+
+def test_rollouts_then_train_iwm(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    demos, rollouts, out = tmp_path / "d.jsonl", tmp_path / "r.jsonl", tmp_path / "iwm"
+    assert main(["collect", TOY, "--episodes", "6", "--out", str(demos)]) == 0
+    assert main(["rollouts", TOY, "--demos", str(demos), "--out", str(rollouts), "--k", "all"]) == 0
+    assert "alternative transitions" in capsys.readouterr().out
+    args = ["train", TOY, "--learner", "iwm", "--demos", str(demos), "--out", str(out)]
+    args += ["--rollout-file", str(rollouts), "--max-updates", "40", "--wm-updates", "20"]
+    assert main([*args, "--eval-episodes", "3", "--log-dir", str(tmp_path / "runs")]) == 0
+    printed = capsys.readouterr().out
+    assert "trained iwm" in printed and "copying the current observation" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["budget"] == "matched" and metrics["updates"] <= 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--learner", "bc", "--iterations", "2"], "--iterations: not a flag of --learner bc"),
+        (["--learner", "iwm", "--budget", "most"], "unknown budget 'most'"),
+    ],
+)
+def test_train_refuses_flags_of_other_learners(argv, message, capsys) -> None:
+    assert main(["train", TOY, "--demos", "x.jsonl", *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_rollouts_k_must_be_positive_or_all(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["rollouts", TOY, "--demos", "d", "--out", "o", "--k", "0"])
+    assert "k must be a positive integer or 'all'" in capsys.readouterr().err
