@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
 from learners.config import add_learner_arguments, config_fields, config_from_args
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
+from learners.rl import RLConfig, train_rl
 from learners.rollouts import PROPOSERS
 from learners.world_model import IWMConfig, parse_k, train_iwm
 
@@ -20,6 +21,7 @@ LEARNERS = {
     "bc": (BCConfig, train_bc),
     "dagger": (DAggerConfig, train_dagger),
     "iwm": (IWMConfig, train_iwm),
+    "rl": (RLConfig, train_rl),
 }
 
 
@@ -102,8 +104,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     config = config_from_args(config_type, args, env_id=env_id)
     metrics = train(config)
+    if args.learner == "rl":
+        start = f"from {config.init_from}" if config.init_from else "from scratch"
+        curve = ", ".join(f"{p['steps']}: {p['success_rate']:.2f}" for p in metrics["curve"])
+        print(
+            f"trained rl {start} for {metrics['env_steps']} env steps "
+            f"({metrics['env_steps_per_second']:.0f} steps/s); saved {config.out}/agent.pt"
+        )
+        print(f"test success (greedy) by env step: {curve}")
+    else:
+        _print_imitation(args.learner, config, metrics)
+    if "eval" in metrics:
+        print(f"test split, {config.eval_episodes} episodes:")
+        print(format_report({k: EvalResult(**v) for k, v in metrics["eval"].items()}))
+    return 0
+
+
+def _print_imitation(learner: str, config: BCConfig, metrics: dict) -> None:
     print(
-        f"trained {args.learner} on {metrics['demo_episodes']} episodes "
+        f"trained {learner} on {metrics['demo_episodes']} episodes "
         f"({metrics['demo_steps']} steps): {metrics['updates']} updates, "
         f"val accuracy {metrics['val_accuracy']:.3f}; saved {config.out}/agent.pt"
     )
@@ -112,10 +131,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"world model: next-observation token F1 {metrics['wm_val_f1']:.3f} on validation "
             f"(copying the current observation: {metrics['wm_copy_f1']:.3f})"
         )
-    if "eval" in metrics:
-        print(f"test split, {config.eval_episodes} episodes:")
-        print(format_report({k: EvalResult(**v) for k, v in metrics["eval"].items()}))
-    return 0
 
 
 def cmd_rollouts(args: argparse.Namespace) -> int:

@@ -131,9 +131,7 @@ def main() -> None:
             greedy = np.array([r["greedy"] for r in mine])
             sampled = np.array([r["sampled"] for r in mine])
             cells.append(
-                f"{greedy.mean():.3f} ± {greedy.std():.3f} ({sampled.mean():.2f})"
-                if mine
-                else "—"
+                f"{greedy.mean():.3f} ± {greedy.std():.3f} ({sampled.mean():.2f})" if mine else "—"
             )
         print(f"| {n} | " + " | ".join(cells) + " |")
 

@@ -115,3 +115,20 @@ def test_rollouts_k_must_be_positive_or_all(capsys: pytest.CaptureFixture) -> No
     with pytest.raises(SystemExit):
         main(["rollouts", TOY, "--demos", "d", "--out", "o", "--k", "0"])
     assert "k must be a positive integer or 'all'" in capsys.readouterr().err
+
+
+def test_train_rl_from_scratch_and_from_bc(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    demos, bc, rl = tmp_path / "d.jsonl", tmp_path / "bc", tmp_path / "rl"
+    assert main(["collect", TOY, "--episodes", "6", "--out", str(demos)]) == 0
+    common = ["--eval-episodes", "3", "--log-dir", str(tmp_path / "runs"), "--no-progress"]
+    args = ["train", TOY, "--learner", "bc", "--demos", str(demos), "--out", str(bc)]
+    assert main([*args, "--max-updates", "30", *common]) == 0
+    rl_args = ["train", TOY, "--learner", "rl", "--steps", "128", "--n-steps", "64"]
+    rl_args += ["--eval-every", "64", *common]
+    assert main([*rl_args, "--out", str(rl / "scratch")]) == 0
+    assert "trained rl from scratch for 128 env steps" in capsys.readouterr().out
+    assert main([*rl_args, "--out", str(rl / "warm"), "--init-from", str(bc / "agent.pt")]) == 0
+    assert f"trained rl from {bc / 'agent.pt'}" in capsys.readouterr().out
+    assert main(["eval", str(rl / "warm" / "agent.pt"), "--env", TOY, "--episodes", "3"]) == 0
+    assert main([*rl_args, "--out", str(rl / "x"), "--demos", str(demos)]) == 1
+    assert "--demos: not a flag of --learner rl" in capsys.readouterr().err
