@@ -77,6 +77,12 @@ def main() -> None:
     parser.add_argument("--k", default="8", help="IWM: alternatives per state ('all' = every)")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=1, help="trainings at once")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per training (default: all cores with --jobs 1, else 1)",
+    )
     parser.add_argument("--out", default="results/learner_budgets")
     args = parser.parse_args()
     env_id = resolve_id(args.env)
@@ -94,7 +100,7 @@ def main() -> None:
     specs = [
         {
             "learner": learner,
-            "threads": 1 if args.jobs > 1 else torch.get_num_threads(),
+            "threads": args.threads or (1 if args.jobs > 1 else torch.get_num_threads()),
             "env_id": env_id,
             "demos": str(demos),
             "rollout_file": str(rollouts),
