@@ -21,15 +21,6 @@ HOUSEHOLD = "earlyexp/Household-v0"
 TINY = AgentConfig(ModelConfig(d_model=32, n_heads=2, n_layers=1, ff_dim=64))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: one thread is faster, and OpenMP threads crawl when the CPU is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_config(tmp_path: Path, name: str, **overrides) -> RLConfig:
     values = dict(
         out=str(tmp_path / name),
