@@ -9,8 +9,6 @@ best validation accuracy -> save the agent -> evaluate on the test split beside 
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agents import Agent, AgentConfig, collate
 from envs import make
@@ -34,6 +31,7 @@ from learners.data import (
 )
 from learners.evaluate import evaluate_agent
 from learners.tracking import open_writer, run_name, write_json
+from learners.training import fit_early_stopped
 
 
 @dataclass
@@ -123,53 +121,42 @@ def behaviour_cloning(
 
     Shared by BC and the imitation stage of implicit world modeling.
     """
-    rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(agent.model.parameters(), lr=learning_rate)
-    best_nll, best_acc, best_update = float("inf"), 0.0, 0
-    best_state = copy.deepcopy(agent.model.state_dict())
-    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
-    start = time.perf_counter()
-    bar = tqdm(total=max_updates, desc="bc", unit="upd", disable=not progress, leave=False)
-    while update < max_updates:
-        if cursor >= len(order):
-            order, cursor = rng.permutation(len(train)), 0
-        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
-        cursor += batch_size
-        agent.model.train()
+
+    def loss_fn(chunk: list[Decision]) -> tuple[torch.Tensor, dict[str, float]]:
         loss = policy_nll(agent, chunk)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        update += 1
-        bar.update()
-        if writer is not None and update % 10 == 0:
-            writer.add_scalar("losses/bc_nll", loss.item(), global_step + update)
-        if update % val_every == 0 or update == max_updates:
-            val_nll, val_acc = validate(agent, val)
-            if writer is not None:
-                writer.add_scalar("losses/bc_val_nll", val_nll, global_step + update)
-                writer.add_scalar("charts/bc_val_accuracy", val_acc, global_step + update)
-                sps = update * batch_size / (time.perf_counter() - start)
-                writer.add_scalar("charts/SPS", sps, global_step + update)
-            bar.set_postfix(val_nll=f"{val_nll:.3f}", val_acc=f"{val_acc:.2f}")
-            # Select on accuracy, ties by NLL: NLL turns up early from overconfidence on
-            # ambiguous decisions while the easy ones are still being learned.
-            if (val_acc, -val_nll) > (best_acc, -best_nll):
-                best_nll, best_acc, best_update, stale = val_nll, val_acc, update, 0
-                best_state = copy.deepcopy(agent.model.state_dict())
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-    bar.close()
-    agent.model.load_state_dict(best_state)
-    agent.model.eval()
+        return loss, {"losses/bc_nll": loss.item()}
+
+    def validation() -> dict[str, float]:
+        nll, accuracy = validate(agent, val)
+        return {"losses/bc_val_nll": nll, "charts/bc_val_accuracy": accuracy}
+
+    def score(result: dict[str, float]) -> tuple[float, float]:
+        # Accuracy first, ties by NLL: NLL turns up early from overconfidence on ambiguous
+        # decisions while the easy ones are still being learned.
+        return result["charts/bc_val_accuracy"], -result["losses/bc_val_nll"]
+
+    fit = fit_early_stopped(
+        agent.model,
+        train,
+        loss_fn,
+        validation,
+        score,
+        max_updates=max_updates,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        val_every=val_every,
+        patience=patience,
+        seed=seed,
+        writer=writer,
+        global_step=global_step,
+        desc="bc",
+        progress=progress,
+    )
+    best = fit.pop("best")
     return {
-        "updates": update,
-        "best_update": best_update,
-        "val_nll": best_nll,
-        "val_accuracy": best_acc,
-        "samples_per_second": update * batch_size / (time.perf_counter() - start),
+        **fit,
+        "val_nll": best["losses/bc_val_nll"],
+        "val_accuracy": best["charts/bc_val_accuracy"],
     }
 
 

@@ -35,23 +35,21 @@ Budgets (``--budget``), with BC's ``--max-updates`` as the unit:
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agents import Agent, AgentConfig, collate
 from learners.config import option
 from learners.data import Dataset, Episode, encode_decisions
 from learners.imitation import BCConfig, base_metrics, finish_run, fit_policy, start_run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
+from learners.training import fit_early_stopped
 
 TARGETS = ("delta", "next")
 BUDGETS = ("matched", "extra")
@@ -235,55 +233,43 @@ def world_modeling(
 ) -> dict[str, Any]:
     """Stage 1: fit the world-model head (and the encoders under it) to ``train`` in place;
     keep the weights of the lowest validation loss; stop early after ``patience`` passes."""
-    rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(agent.model.parameters(), lr=learning_rate)
-    best = validate_world_model(agent, val, target)
-    best_update, best_state = 0, copy.deepcopy(agent.model.state_dict())
-    initial = best
-    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
-    start = time.perf_counter()
-    bar = tqdm(total=max_updates, desc="world model", unit="upd", disable=not progress, leave=False)
-    while update < max_updates:
-        if cursor >= len(order):
-            order, cursor = rng.permutation(len(train)), 0
-        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
-        cursor += batch_size
-        agent.model.train()
+    initial = validate_world_model(agent, val, target)
+
+    def loss_fn(chunk: list[Transitions]) -> tuple[torch.Tensor, dict[str, float]]:
         loss, stats = world_model_loss(agent, chunk, target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        update += 1
-        bar.update()
-        if writer is not None and update % 10 == 0:
-            writer.add_scalar("losses/wm_loss", loss.item(), update)
-            writer.add_scalar("losses/wm_f1", stats["f1"].mean().item(), update)
-        if update % val_every == 0 or update == max_updates:
-            result = validate_world_model(agent, val, target)
-            if writer is not None:
-                writer.add_scalar("losses/wm_val_loss", result["loss"], update)
-                writer.add_scalar("losses/wm_val_f1", result["f1"], update)
-                writer.add_scalar("losses/wm_copy_f1", result["copy_f1"], update)
-            bar.set_postfix(val_loss=f"{result['loss']:.2f}", f1=f"{result['f1']:.3f}")
-            if result["loss"] < best["loss"]:
-                best, best_update, stale = result, update, 0
-                best_state = copy.deepcopy(agent.model.state_dict())
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-    bar.close()
-    agent.model.load_state_dict(best_state)
-    agent.model.eval()
+        return loss, {"losses/wm_loss": loss.item(), "losses/wm_f1": stats["f1"].mean().item()}
+
+    def validation() -> dict[str, float]:
+        result = validate_world_model(agent, val, target)
+        return {f"losses/wm_val_{name}": value for name, value in result.items()}
+
+    started = time.perf_counter()
+    fit = fit_early_stopped(
+        agent.model,
+        train,
+        loss_fn,
+        validation,
+        lambda result: (-result["losses/wm_val_loss"],),
+        max_updates=max_updates,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        val_every=val_every,
+        patience=patience,
+        seed=seed,
+        writer=writer,
+        desc="world model",
+        progress=progress,
+    )
+    best = fit["best"]
     return {
-        "wm_updates": update,
-        "wm_best_update": best_update,
+        "wm_updates": fit["updates"],
+        "wm_best_update": fit["best_update"],
         "wm_initial_val_loss": initial["loss"],
-        "wm_val_loss": best["loss"],
-        "wm_val_f1": best["f1"],
-        "wm_copy_f1": best["copy_f1"],
+        "wm_val_loss": best["losses/wm_val_loss"],
+        "wm_val_f1": best["losses/wm_val_f1"],
+        "wm_copy_f1": best["losses/wm_val_copy_f1"],
         "wm_transitions": sum(len(t.candidates) for t in train),
-        "wm_seconds": time.perf_counter() - start,
+        "wm_seconds": time.perf_counter() - started,
     }
 
 

@@ -1,0 +1,107 @@
+"""The one supervised training loop: shuffled minibatches, Adam, periodic validation, keep the
+best weights, stop after ``patience`` validations without improvement.
+
+Behaviour cloning and the world-model stage of implicit world modeling both train through
+:func:`fit_early_stopped`; they differ only in their loss, their validation and what "better"
+means, which they pass in.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+Item = TypeVar("Item")
+
+#: Logged every this many updates (training scalars are noisy; validations are logged each time).
+LOG_EVERY = 10
+
+
+def fit_early_stopped(
+    model: nn.Module,
+    train: Sequence[Item],
+    loss_fn: Callable[[list[Item]], tuple[torch.Tensor, dict[str, float]]],
+    validate: Callable[[], dict[str, float]],
+    score: Callable[[dict[str, float]], tuple[float, ...]],
+    *,
+    max_updates: int,
+    batch_size: int,
+    learning_rate: float,
+    val_every: int,
+    patience: int,
+    seed: int,
+    writer: SummaryWriter | None = None,
+    global_step: int = 0,
+    desc: str = "train",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit ``model`` in place and leave it holding the best-validated weights.
+
+    Args:
+        model: trained in place; left in eval mode with the weights of the best validation.
+        train: the training items; minibatches are seeded permutations of them.
+        loss_fn: a minibatch's loss and scalars to log (TensorBoard tag -> value).
+        validate: validation results (TensorBoard tag -> value), logged at every validation.
+        score: orders validation results; higher is better.
+        max_updates: the update budget; validated every ``val_every`` updates and at the end.
+        patience: validations without a better score before stopping.
+        global_step: offset of the logged steps (a stage after another one).
+
+    Returns:
+        ``updates`` done, ``best_update``, ``best`` (the best validation results) and
+        ``samples_per_second``.
+    """
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    best: dict[str, float] | None = None
+    best_update, best_state = 0, copy.deepcopy(model.state_dict())
+    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
+    start = time.perf_counter()
+    bar = tqdm(total=max_updates, desc=desc, unit="upd", disable=not progress, leave=False)
+    while update < max_updates:
+        if cursor >= len(order):
+            order, cursor = rng.permutation(len(train)), 0
+        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        model.train()
+        loss, scalars = loss_fn(chunk)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        update += 1
+        bar.update()
+        if writer is not None and update % LOG_EVERY == 0:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, global_step + update)
+        if update % val_every == 0 or update == max_updates:
+            result = validate()
+            if writer is not None:
+                for tag, value in result.items():
+                    writer.add_scalar(tag, value, global_step + update)
+                sps = update * batch_size / (time.perf_counter() - start)
+                writer.add_scalar("charts/SPS", sps, global_step + update)
+            bar.set_postfix({tag.rsplit("/", 1)[-1]: f"{v:.3f}" for tag, v in result.items()})
+            if best is None or score(result) > score(best):
+                best, best_update, stale = result, update, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return {
+        "updates": update,
+        "best_update": best_update,
+        "best": best if best is not None else validate(),
+        "samples_per_second": update * batch_size / (time.perf_counter() - start),
+    }
