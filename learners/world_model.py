@@ -31,6 +31,12 @@ Budgets (``--budget``), with BC's ``--max-updates`` as the unit:
   so total updates equal BC's (the paper's protocol). The matching BC control is
   ``earlyexp train --learner bc --max-updates {max_updates - wm_updates}``.
 * ``extra``: stage 1 takes ``--wm-updates``, then the full BC budget.
+
+Both stages stop early on validation, so the BC stage's cap rarely binds: whenever the
+``matched`` run's BC stage stopped before ``max_updates - wm_updates``, the ``extra`` run
+with the same seed is the very same run (on Household every run of the 25-200 demo grid
+stopped by 1,500 BC updates, under the 2,000 cap). Giving world modeling itself more updates
+is ``--wm-updates``.
 """
 
 from __future__ import annotations
