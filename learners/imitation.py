@@ -30,7 +30,7 @@ from learners.data import (
     run_expert_episode,
 )
 from learners.evaluate import evaluate_agent
-from learners.tracking import open_writer, run_name, write_json
+from learners.tracking import log_evaluation, open_writer, run_name, write_json
 from learners.training import fit_early_stopped
 
 
@@ -293,10 +293,7 @@ def finish_run(
             progress=config.progress,
         )
         metrics["eval"] = {name: r.as_dict() for name, r in results.items()}
-        writer.add_scalar("eval/success_rate", results["greedy"].success_rate, step)
-        writer.add_scalar("eval/success_rate_sampled", results["sampled"].success_rate, step)
-        writer.add_scalar("eval/random_success_rate", results["random"].success_rate, step)
-        writer.add_scalar("eval/valid_action_rate", results["greedy"].valid_action_rate, step)
+        log_evaluation(writer, results, step)
     writer.close()
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -48,7 +48,7 @@ from agents.tokenizer import PAD
 from envs import make
 from learners.config import option
 from learners.evaluate import EvalResult, evaluate_agent
-from learners.tracking import open_writer, run_name, write_json
+from learners.tracking import log_evaluation, open_writer, run_name, write_json
 
 
 @dataclass
@@ -504,11 +504,7 @@ class RLCallback(BaseCallback):
                 "success_rate_sampled": sampled.success_rate,
             }
         )
-        self.writer.add_scalar("eval/success_rate", greedy.success_rate, steps)
-        self.writer.add_scalar("eval/success_rate_sampled", sampled.success_rate, steps)
-        self.writer.add_scalar("eval/random_success_rate", results["random"].success_rate, steps)
-        self.writer.add_scalar("eval/valid_action_rate", greedy.valid_action_rate, steps)
-        self.writer.add_scalar("eval/mean_episode_length", greedy.mean_episode_length, steps)
+        log_evaluation(self.writer, results, steps)
         if self._bar is not None:
             self._bar.set_postfix(success=f"{greedy.success_rate:.2f}")
         self.agent.save(

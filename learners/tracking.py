@@ -31,3 +31,13 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     with atomic_write(path) as f:
         json.dump(payload, f, indent=2)
         f.write("\n")
+
+
+def log_evaluation(writer: SummaryWriter, results: dict[str, Any], step: int) -> None:
+    """Log an ``evaluate_agent`` result (greedy, sampled, random) under ``eval/*`` at ``step``."""
+    greedy = results["greedy"]
+    writer.add_scalar("eval/success_rate", greedy.success_rate, step)
+    writer.add_scalar("eval/success_rate_sampled", results["sampled"].success_rate, step)
+    writer.add_scalar("eval/random_success_rate", results["random"].success_rate, step)
+    writer.add_scalar("eval/valid_action_rate", greedy.valid_action_rate, step)
+    writer.add_scalar("eval/mean_episode_length", greedy.mean_episode_length, step)
