@@ -284,9 +284,9 @@ def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dic
     ``rollouts.jsonl`` when it collects them) to ``config.out``."""
     dataset, agent, train_eps, val, writer = start_run(config, "iwm", agent_config)
     branched = list(load_rollouts(_rollouts_file(config, dataset), dataset))
-    val_seeds = {e.seed for e in dataset.episodes} - {e.seed for e in train_eps}
+    train_seeds = {e.seed for e in train_eps}
     encoded = encode_transitions(agent, dataset.episodes, branched)
-    in_val = [dataset.episodes[b.episode].seed in val_seeds for b in branched]
+    in_val = [dataset.episodes[b.episode].seed not in train_seeds for b in branched]
     wm_train = [t for t, v in zip(encoded, in_val, strict=True) if not v]
     wm_val = [t for t, v in zip(encoded, in_val, strict=True) if v]
 
