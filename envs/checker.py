@@ -27,18 +27,23 @@ def check_env(
     instances: int = 20,
     seed: int = 0,
     report: Callable[[str], None] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> list[str]:
     """Check an env (or a registered id, on both splits) against Gymnasium and the contract.
 
     Raises :class:`ContractError` at the first broken rule; returns the names of the checks
     that passed. ``instances`` episodes per split are solved by the expert and compared
     across splits. ``report`` is called with each passed check's name (for progress output).
+    ``env_kwargs`` are passed to ``make`` for a registered id (e.g. a smaller game pool).
     """
     if isinstance(env_or_id, str):
         env_id = resolve_id(env_or_id)
-        train, test = make(env_id, split="train"), make(env_id, split="test")
+        kwargs = env_kwargs or {}
+        train, test = make(env_id, split="train", **kwargs), make(env_id, split="test", **kwargs)
         max_steps = train.spec.max_episode_steps if train.spec else None
     else:
+        if env_kwargs:
+            raise ValueError("env_kwargs apply to a registered id, not to an env instance")
         train, test, env_id = env_or_id, None, str(env_or_id)
         max_steps = env_or_id.spec.max_episode_steps if env_or_id.spec else None
     max_steps = max_steps or 1000
