@@ -29,20 +29,11 @@ register(
     description="ALFWorld-like household: six task types over receptacles and objects",
 )
 register(
-    "earlyexp/Cooking-v0",
-    "envs.textworld_games:TextWorldEnv",
-    max_episode_steps=100,
+    "earlyexp/Lab-v0",
+    "envs.lab:LabEnv",
+    max_episode_steps=60,
     family="text game",
-    description="TextWorld cooking games (First TextWorld Problems), generated and cached locally",
-    kwargs={"challenge": "tw-cooking"},
-)
-register(
-    "earlyexp/TreasureHunter-v0",
-    "envs.textworld_games:TextWorldEnv",
-    max_episode_steps=100,
-    family="text game",
-    description="TextWorld treasure hunter games (extra id: any TextWorld challenge plugs in)",
-    kwargs={"challenge": "tw-treasure_hunter"},
+    description="ScienceWorld-like lab: state of matter, measurement, paint mixing, circuits, plants",
 )
 register(
     "earlyexp/Shop-v0",
@@ -50,25 +41,4 @@ register(
     max_episode_steps=20,
     family="web-like",
     description="WebShop-like shopping: BM25 search, result pages, item options, buy",
-)
-register(
-    "earlyexp/WebNav-v0",
-    "envs.webnav:WebNavEnv",
-    max_episode_steps=30,
-    family="web-like",
-    description="WebArena-like site navigation: forum, account and orders; final-state checks",
-)
-register(
-    "earlyexp/Tools-v0",
-    "envs.tools:ToolsEnv",
-    max_episode_steps=30,
-    family="web-like",
-    description="tau-bench-retail-like tool use: retail database, domain rules, scripted user",
-)
-register(
-    "earlyexp/BabyAI-v0",
-    "envs.babyai:BabyAIEnv",
-    max_episode_steps=64,
-    family="grid",
-    description="BabyAI language-conditioned levels on Minigrid, BabyAIBot expert",
 )

@@ -1,0 +1,450 @@
+"""Tests of the ScienceWorld-like lab setting (earlyexp/Lab-v0)."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+import envs
+from envs.lab import (
+    FAMILIES,
+    FREEZER,
+    GROWLIGHT,
+    KITCHEN,
+    POT1,
+    RECIPES,
+    STOVE,
+    STUDIO,
+    TEST_COMPOSITIONS,
+    WORKSHOP,
+    LabEnv,
+    compositions,
+)
+
+ENV_ID = "earlyexp/Lab-v0"
+CAP = 60
+
+
+def _world_key(env: LabEnv) -> tuple:
+    """The mutable state of an env, comparable with ``==``."""
+    w = env.world
+    return (
+        w.room,
+        w.held,
+        tuple(w.loc),
+        tuple(w.is_open),
+        tuple(w.on),
+        tuple(w.temp),
+        tuple(w.color),
+        tuple(w.growth),
+        tuple(w.links),
+        w.focus,
+        w.reading,
+        w.read_melted,
+        w.won,
+        w.failed,
+    )
+
+
+def _random_walk(env, info: dict, steps: int, rng: random.Random, focus: bool = True):
+    """Take up to ``steps`` random admissible commands (without ``focus``/``mix`` unless
+    ``focus``); return (info, done)."""
+    for _ in range(steps):
+        actions = info["admissible_actions"]
+        if not focus:
+            actions = [a for a in actions if not a.startswith(("focus", "mix"))]
+        _, _, terminated, truncated, info = env.step(rng.choice(actions))
+        if terminated or truncated:
+            return info, True
+    return info, False
+
+
+def _follow_expert(env, info: dict, limit: int = CAP) -> tuple[bool, int, dict]:
+    """Follow the expert until the episode ends; return (success, steps, last info)."""
+    for n in range(1, limit + 1):
+        action = env.unwrapped.expert_action()
+        assert action in info["admissible_actions"], (action, info["admissible_actions"])
+        _, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            assert reward == float(info["success"])
+            return info["success"], n, info
+    return False, limit, info
+
+
+def _instance(family: str, subject: str, split: str = "train") -> tuple[LabEnv, dict, dict]:
+    """A fresh env reset to the first seed whose task is ``(family, subject)``."""
+    env = LabEnv(split)
+    for seed in range(2000):
+        obs, info = env.reset(seed=seed)
+        t = env.world.task
+        if (t.family, t.subject_key) == (family, subject):
+            return env, obs, info
+    raise AssertionError(f"no {family} {subject} instance in 2000 seeds")
+
+
+def _until(env: LabEnv, info: dict, done) -> dict:
+    """Follow the expert until ``done()`` holds (at most CAP steps); return the last info."""
+    for _ in range(CAP):
+        if done():
+            return info
+        _, _, terminated, _, info = env.step(env.expert_action())
+        assert not terminated
+    raise AssertionError("condition never reached")
+
+
+# -- contract ------------------------------------------------------------------------------
+def test_check_env() -> None:
+    passed = envs.check_env(ENV_ID, instances=20)
+    assert "expert solves 20 test instances" in passed
+    assert "test instances are not train instances" in passed
+
+
+@pytest.mark.parametrize("split", envs.SPLITS)
+def test_expert_solves_every_instance(split: str) -> None:
+    env = envs.make(ENV_ID, split=split)
+    lengths = []
+    families: Counter = Counter()
+    for seed in range(100):
+        _, info = env.reset(seed=seed)
+        families[env.unwrapped.world.task.family] += 1
+        solved, n, info = _follow_expert(env, info)
+        assert solved, f"seed {seed}: expert failed, goal {env.unwrapped.goal!r}"
+        assert all(info["checklist"].values()), info["checklist"]  # from reset: every sub-goal
+        lengths.append(n)
+    assert set(families) == set(FAMILIES)
+    assert sum(lengths) / len(lengths) <= 12 and max(lengths) <= 25
+
+
+@pytest.mark.parametrize("split", envs.SPLITS)
+@pytest.mark.parametrize(("walk", "focus"), [(5, True), (15, True), (40, False), (120, False)])
+def test_expert_solves_from_random_states(split: str, walk: int, focus: bool) -> None:
+    """After random commands (things moved, devices on, substances half heated, wires
+    connected), the expert still solves every instance the walk did not end. Unwrapped,
+    so that long walks are not truncated by the step cap."""
+    env = envs.make(ENV_ID, split=split).unwrapped
+    solved_after_walk = 0
+    for seed in range(60):
+        _, info = env.reset(seed=seed)
+        info, done = _random_walk(env, info, walk, random.Random(seed * 31 + walk), focus)
+        if done:  # solved, or failed by a wrong focus / spoiled paint: nothing left to do
+            continue
+        solved, _, _ = _follow_expert(env, info)
+        assert solved, f"seed {seed}, after {walk} random steps: expert failed"
+        solved_after_walk += 1
+    assert solved_after_walk >= 10
+
+
+def test_never_solved_at_reset() -> None:
+    for split in envs.SPLITS:
+        env = LabEnv(split)
+        for seed in range(200):
+            _, info = env.reset(seed=seed)
+            assert not env._succeeded() and not env._failed()
+            assert not all(info["checklist"].values()), (split, seed, env.goal)
+
+
+def test_deterministic_under_seed() -> None:
+    def rollout(seed: int) -> list:
+        env = envs.make(ENV_ID)
+        obs, info = env.reset(seed=seed)
+        trace = [(obs, info)]
+        rng = random.Random(seed)
+        for _ in range(30):
+            out = env.step(rng.choice(info["admissible_actions"]))
+            info = out[4]
+            trace.append(out)
+            if out[2] or out[3]:
+                break
+        return trace
+
+    for seed in (0, 7, 123):
+        assert rollout(seed) == rollout(seed)
+    assert rollout(0)[0] != rollout(1)[0]
+
+
+def test_snapshot_round_trip() -> None:
+    env, other = LabEnv(), LabEnv()
+    other.reset(seed=999)
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        info, done = _random_walk(env, info, 12, random.Random(seed), focus=False)
+        if done:
+            continue
+        snap = env.get_state()
+        key = _world_key(env)
+        env.set_state(env.get_state())
+        assert _world_key(env) == key
+        # restore into a second env, then step both with the same commands
+        other.set_state(snap)
+        assert _world_key(other) == key
+        assert other.admissible_actions() == info["admissible_actions"]
+        rng = random.Random(seed + 1)
+        for _ in range(15):
+            action = rng.choice(info["admissible_actions"])
+            a, b = env.step(action), other.step(action)
+            assert a == b
+            info = a[4]
+            if a[2]:
+                break
+        # the snapshot stays reusable (mutating the env did not touch it) and restores the RNG
+        env.set_state(snap)
+        assert _world_key(env) == key
+        other.set_state(snap)
+        assert env.reset() == other.reset()
+
+
+def test_admissible_actions_are_valid_and_bounded() -> None:
+    env = LabEnv()
+    sizes = []
+    for seed in range(30):
+        _, info = env.reset(seed=seed)
+        rng = random.Random(seed)
+        for _ in range(15):
+            actions = info["admissible_actions"]
+            sizes.append(len(actions))
+            assert actions and len(actions) == len(set(actions))
+            assert actions == env.admissible_actions()  # deterministic
+            assert all(len(a.split()) < 20 and a.isascii() for a in actions)
+            # names are unique, so no two operations share a command string
+            w = env.world
+            alive = [t for t in range(len(w.loc)) if w.loc[t] != -2]
+            assert len({env._name(t) for t in alive}) == len(alive)
+            snap = env.get_state()
+            for action in actions:
+                env.set_state(snap)
+                _, _, _, _, step_info = env.step(action)
+                assert not step_info["invalid_action"], action
+            env.set_state(snap)
+            _, _, terminated, _, info = env.step(rng.choice(actions))
+            if terminated:
+                break
+    assert min(sizes) >= 5 and max(sizes) <= 64
+
+
+def test_text_is_compact() -> None:
+    env = LabEnv()
+    words = []
+    for seed in range(30):
+        obs, info = env.reset(seed=seed)
+        info, _ = _random_walk(env, info, 10, random.Random(seed), focus=False)
+        obs = env._obs()
+        assert obs["text"].isprintable() and obs["goal"].isprintable()
+        words.append(len(obs["text"].split()) + len(obs["goal"].split()))
+    assert max(words) <= 140
+
+
+def test_inadmissible_command_changes_nothing() -> None:
+    env = envs.make(ENV_ID)
+    _, info = env.reset(seed=3)
+    info, _ = _random_walk(env, info, 5, random.Random(3), focus=False)
+    before = _world_key(env.unwrapped)
+    for command in ("fly to the moon", "go to kitchen please", "focus on unicorn", ""):
+        obs, reward, terminated, truncated, step_info = env.step(command)
+        assert step_info["invalid_action"]
+        assert reward == 0.0 and not terminated and not truncated
+        assert "not available" in obs["text"]
+        assert _world_key(env.unwrapped) == before  # not even a tick passed
+        assert step_info["admissible_actions"] == info["admissible_actions"]
+
+
+def test_non_string_action_raises() -> None:
+    env = envs.make(ENV_ID)
+    env.reset(seed=0)
+    for bad in (0, None, ["look"]):
+        with pytest.raises(TypeError, match="text command"):
+            env.step(bad)
+
+
+# -- splits --------------------------------------------------------------------------------
+def test_composition_partition() -> None:
+    train, test = set(compositions("train")), set(compositions("test"))
+    assert not train & test
+    assert test == set(TEST_COMPOSITIONS)
+    for split in (train, test):
+        assert {f for f, _ in split} == set(FAMILIES)
+    assert 0.1 < len(test) / (len(train) + len(test)) < 0.3
+    with pytest.raises(ValueError, match="unknown split"):
+        compositions("validation")
+
+
+def _generated(split: str, seeds: range) -> tuple[set, set[str]]:
+    env = LabEnv(split)
+    comps, goals = set(), set()
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        t = env.world.task
+        comps.add((t.family, t.subject_key))
+        # the goal without its random threshold and box colours
+        goals.add(re.sub(r"\d+|\w+ box", "#", obs["goal"]))
+    return comps, goals
+
+
+def test_test_goals_never_generated_in_train() -> None:
+    train_comps, train_goals = _generated("train", range(2000))
+    test_comps, test_goals = _generated("test", range(600))
+    assert train_comps == set(compositions("train"))  # every train composition occurs
+    assert test_comps == set(TEST_COMPOSITIONS)
+    assert not train_goals & test_goals
+
+
+# -- mechanics -----------------------------------------------------------------------------
+def test_heating_changes_state_after_exact_ticks() -> None:
+    """Water at 20 C on the lit stove: +20 C per tick, steam at 100 C, i.e. on the fourth
+    tick counting the one of ``activate stove``."""
+    env, _, info = _instance("boil", "water")
+    w = env.world
+    s = w.task.subject
+    info = _until(env, info, lambda: w.loc[w.loc[s]] == STOVE)
+    assert not w.on[STOVE] and w.temp[s] == 20
+    obs, *_ = env.step("activate stove")
+    assert obs["text"] == "The stove is now on." and w.temp[s] == 40
+    for expected in (60, 80):
+        obs, _, terminated, _, _ = env.step("wait")
+        assert w.temp[s] == expected and not terminated
+        assert "(water)" in obs["text"]
+    obs, reward, terminated, _, info = env.step("wait")
+    assert w.temp[s] == 100
+    assert obs["text"].startswith("You wait. The water boils into steam.")
+    assert "(steam)" in obs["text"]
+    assert reward == 1.0 and terminated  # the expert focused on the water first
+    assert info["checklist"] == {
+        "focused on the water": True,
+        "the water is on the stove": True,
+        "the stove is on": True,
+        "the water is gas": True,
+    }
+
+
+def test_freezing_needs_a_closed_freezer() -> None:
+    """Water at 20 C in the freezer: nothing while it is open, -10 C per tick once closed,
+    ice at 0 C (two ticks)."""
+    env, _, info = _instance("freeze", "water")
+    w = env.world
+    s = w.task.subject
+    _until(env, info, lambda: w.loc[w.loc[s]] == FREEZER)
+    assert w.is_open[FREEZER] and w.temp[s] == 20
+    env.step("look")
+    assert w.temp[s] == 20
+    env.step("close freezer")
+    assert w.temp[s] == 10 and env._name(s) == "water"
+    _, reward, terminated, _, info = env.step("wait")
+    assert w.temp[s] == 0 and env._name(s) == "ice" and reward == 1.0
+    assert info["checklist"]["the water is solid"]
+
+
+def test_thermometer_reading_and_answer_box() -> None:
+    env, _, info = _instance("measure temperature", "water")
+    w = env.world
+    t = w.task
+    s = t.subject
+    info = _until(env, info, lambda: f"use thermometer on {env._name(s)}" in env._admissible)
+    assert not info["checklist"]["the water is measured"]
+    temp = w.temp[s]
+    obs, *_ = env.step(f"use thermometer on {env._name(s)}")
+    assert obs["text"] == f"The thermometer measures a temperature of {temp} degrees celsius."
+    assert w.reading == temp
+    right = t.above if temp > t.threshold else t.below
+    wrong = t.below if right == t.above else t.above
+    assert re.search(rf"above {t.threshold} degrees .* the {env._name(t.above)}\.", env.goal)
+    snap = env.get_state()
+    _, reward, terminated, _, _ = env.step(f"focus on {env._name(wrong)}")
+    assert terminated and reward == 0.0 and env._failed()
+    env.set_state(snap)
+    _, reward, terminated, _, info = env.step(f"focus on {env._name(right)}")
+    assert terminated and reward == 1.0 and info["success"]
+
+
+def test_answering_before_measuring_fails() -> None:
+    env, _, info = _instance("measure melting point", "chocolate")
+    t = env.world.task
+    info = _until(env, info, lambda: env.world.room == KITCHEN)  # the boxes are here
+    box = t.above if t.threshold < 30 else t.below  # the right box for chocolate (30 C)
+    _, reward, terminated, _, _ = env.step(f"focus on {env._name(box)}")
+    assert terminated and reward == 0.0  # right box, but nothing was measured
+
+
+@pytest.mark.parametrize("target", sorted(RECIPES.values()))
+def test_paint_mixing(target: str) -> None:
+    split = "test" if ("mix paint", target) in TEST_COMPOSITIONS else "train"
+    env, _, info = _instance("mix paint", target, split)
+    w = env.world
+    a, b = w.task.colors
+    assert RECIPES[frozenset((a, b))] == target
+    info = _until(env, info, lambda: any(x.startswith("mix ") for x in env._admissible))
+    obs, *_ = env.step(next(x for x in info["admissible_actions"] if x.startswith("mix ")))
+    assert obs["text"] == f"The {a} paint and {b} paint mix into {target} paint." or (
+        obs["text"] == f"The {b} paint and {a} paint mix into {target} paint."
+    )
+    _, reward, terminated, _, info = env.step(f"focus on {target} paint")
+    assert reward == 1.0 and terminated and all(info["checklist"].values())
+
+
+def test_mixing_away_an_ingredient_fails_and_non_recipes_do_not_mix() -> None:
+    env, _, info = _instance("mix paint", "violet")
+    w = env.world
+    info = _until(env, info, lambda: w.room == STUDIO)
+    jars = {env._name(s): w.loc[s] for s in w.layout.substances if w.color[s]}
+    other = next(c for c in ("yellow", "white", "black") if f"{c} paint" in jars)
+    jar = env._name(jars["red paint"])
+    env.step(f"put {other} paint in {jar}")
+    snap = env.get_state()
+    obs, _, terminated, _, _ = env.step(f"mix {jar}")
+    if other == "black":  # red + black is no recipe
+        assert obs["text"] == "The paints do not mix into a new color." and not terminated
+    else:  # the red paint became orange or pink: violet can no longer be made
+        assert terminated and env._failed()
+    env.set_state(snap)
+    assert not env._failed()
+
+
+def test_circuit_lights_the_component() -> None:
+    env, _, info = _instance("power component", "motor")
+    w = env.world
+    info = _until(env, info, lambda: w.focus == w.task.subject)
+    assert "Connections: none." in env.step("look")[0]["text"]
+    obs, *_ = env.step("connect battery to wire 1")
+    assert obs["text"] == "The battery is now connected to the wire 1."
+    env.step("connect motor to wire 1")
+    env.step("connect motor to wire 2")
+    snap = env.get_state()
+    assert "connect battery to wire 2" in env._admissible
+    assert "connect motor to wire 3" not in env._admissible  # both motor terminals in use
+    obs, reward, terminated, _, info = env.step("connect battery to wire 2")
+    assert obs["text"].endswith("The motor turns on.")
+    assert reward == 1.0 and terminated and all(info["checklist"].values())
+    # a loop through two wires only (a short circuit) powers nothing
+    env.set_state(snap)
+    env.step("disconnect motor")
+    env.step("connect wire 1 to wire 2")
+    obs, reward, terminated, _, _ = env.step("connect battery to wire 2")
+    assert "turns on" not in obs["text"] and not terminated and env._powered() == set()
+
+
+def test_wrong_focus_fails() -> None:
+    env, _, info = _instance("power component", "motor")
+    other = next(c for c in env.world.layout.comps if c != env.world.task.subject)
+    _until(env, info, lambda: env.world.room == WORKSHOP)
+    _, reward, terminated, _, info = env.step(f"focus on {env._name(other)}")
+    assert terminated and reward == 0.0 and not info["success"]
+
+
+def test_plant_grows_with_water_and_light() -> None:
+    env, _, info = _instance("grow plant", "bean")
+    w = env.world
+    s = w.task.subject
+    info = _until(env, info, lambda: w.loc[s] == POT1 and w.loc[w.layout.water] == POT1)
+    assert not w.on[GROWLIGHT]
+    env.step("wait")
+    assert w.growth[s] == 0  # no light, no growth
+    env.step("activate grow light")
+    assert env._name(s) == "bean seed"
+    obs, *_ = env.step("wait")
+    assert env._name(s) == "bean seedling"
+    assert obs["text"].startswith("You wait. The bean seed grows into a bean seedling.")
+    env.step("wait")
+    _, reward, terminated, _, info = env.step("wait")
+    assert env._name(s) == "bean plant" and reward == 1.0 and terminated
+    assert all(info["checklist"].values())
