@@ -42,3 +42,10 @@ register(
     family="web-like",
     description="WebShop-like shopping: BM25 search, result pages, item options, buy",
 )
+register(
+    "earlyexp/WebNav-v0",
+    "envs.webnav:WebNavEnv",
+    max_episode_steps=30,
+    family="web-like",
+    description="WebArena-like site navigation: forum, account and orders; final-state checks",
+)
