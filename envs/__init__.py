@@ -49,3 +49,10 @@ register(
     family="web-like",
     description="WebArena-like site navigation: forum, account and orders; final-state checks",
 )
+register(
+    "earlyexp/Tools-v0",
+    "envs.tools:ToolsEnv",
+    max_episode_steps=30,
+    family="web-like",
+    description="tau-bench-retail-like tool use: retail database, domain rules, scripted user",
+)
