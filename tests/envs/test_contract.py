@@ -1,4 +1,7 @@
-"""Every built-in setting follows the env contract (check_env on both splits)."""
+"""Every built-in setting follows the env contract (check_env on both splits).
+
+This is the one place each setting's check_env runs; the per-setting test files test its rules.
+"""
 
 from __future__ import annotations
 
