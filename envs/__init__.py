@@ -56,3 +56,17 @@ register(
     family="web-like",
     description="tau-bench-retail-like tool use: retail database, domain rules, scripted user",
 )
+register(
+    "earlyexp/BabyAI-v0",
+    "envs.babyai:BabyAIEnv",
+    max_episode_steps=64,
+    family="grid",
+    description="BabyAI language-conditioned levels on Minigrid, BabyAIBot expert",
+)
+register(
+    "earlyexp/DoorKey-v0",
+    "envs.doorkey:DoorKeyEnv",
+    max_episode_steps=100,
+    family="grid",
+    description="Minigrid keys and doors with a search planner expert",
+)
