@@ -163,7 +163,8 @@ def _check_determinism(env: gym.Env, seed: int, rng: np.random.Generator) -> Non
 
 
 def _check_snapshots(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
-    twin = make(env.spec.id, split=getattr(env, "split", "train")).unwrapped if env.spec else None
+    # the spec carries the kwargs the env was made with (split, pool size, ...)
+    twin = gym.make(env.spec).unwrapped if env.spec else None
     for s in range(seed, seed + 5):
         info = _walk(env, s, rng, int(rng.integers(1, 8)))
         snapshot = env.get_state()
