@@ -29,6 +29,22 @@ register(
     description="ALFWorld-like household: six task types over receptacles and objects",
 )
 register(
+    "earlyexp/Cooking-v0",
+    "envs.textworld_games:TextWorldEnv",
+    max_episode_steps=100,
+    family="text game",
+    description="TextWorld cooking games (First TextWorld Problems), generated and cached locally",
+    kwargs={"challenge": "tw-cooking"},
+)
+register(
+    "earlyexp/TreasureHunter-v0",
+    "envs.textworld_games:TextWorldEnv",
+    max_episode_steps=100,
+    family="text game",
+    description="TextWorld treasure hunter games (extra id: any TextWorld challenge plugs in)",
+    kwargs={"challenge": "tw-treasure_hunter"},
+)
+register(
     "earlyexp/Lab-v0",
     "envs.lab:LabEnv",
     max_episode_steps=60,
