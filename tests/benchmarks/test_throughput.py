@@ -1,0 +1,35 @@
+"""The throughput benchmark measures what it says (tiny budgets; no speed asserted here)."""
+
+from __future__ import annotations
+
+from benchmarks.throughput import (
+    ENGINE_BASELINES,
+    engine_table,
+    markdown_table,
+    measure_engine_overhead,
+    measure_env_steps,
+)
+
+
+def test_env_steps_table() -> None:
+    result = measure_env_steps("earlyexp/Household-v0", steps=200, repeats=2)
+    assert result["unwrapped_sps"] > 0 and result["wrapped_sps"] > 0
+    assert len(result["unwrapped_runs"]) == 2
+    table = markdown_table([result, {"env_id": "x/Broken-v0", "error": "ValueError"}])
+    assert "earlyexp/Household-v0" in table and "failed: ValueError" in table
+
+
+def test_every_third_party_setting_has_a_raw_baseline() -> None:
+    assert set(ENGINE_BASELINES) == {
+        "earlyexp/BabyAI-v0",
+        "earlyexp/DoorKey-v0",
+        "earlyexp/Cooking-v0",
+        "earlyexp/TreasureHunter-v0",
+    }
+
+
+def test_engine_overhead_on_minigrid() -> None:
+    result = measure_engine_overhead("earlyexp/DoorKey-v0", steps=200, repeats=1)
+    assert result["raw_sps"] > 0 and result["adapter_sps"] > 0
+    assert result["overhead"] == result["raw_sps"] / result["adapter_sps"] - 1
+    assert "MiniGrid-DoorKey-6x6-v0" in engine_table([result])
