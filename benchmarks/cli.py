@@ -1,5 +1,5 @@
 """The ``earlyexp`` command line: list, check and play envs, collect demos and rollouts, train,
-evaluate."""
+evaluate, run the benchmark sweep and report it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from benchmarks import report, sweep
+from benchmarks.results import RESULTS_FILE, read_results
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
 from learners.config import add_learner_arguments, config_fields, config_from_args
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
@@ -183,6 +186,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run (or resume) a benchmark sweep, then write its report."""
+    profile = sweep.with_seeds(sweep.PROFILES[args.profile], args.seeds)
+    if args.address and args.backend != "ray":
+        raise ValueError("--address is the Ray cluster's: add --backend ray")
+    if args.jobs and args.backend == "ray":
+        raise ValueError("--jobs is for --backend local; Ray schedules one CPU per run")
+    if args.backend == "ray":
+        executor = sweep.ray_executor(args.address)
+    else:
+        executor = sweep.local_executor(args.jobs or os.cpu_count() or 1)
+    print(f"earlyexp bench: profile {profile.name} ({profile.cost})", file=sys.stderr)
+    try:
+        outcome = sweep.sweep(
+            profile, args.out, env_ids=args.envs, learners=args.learners, executor=executor
+        )
+    except KeyboardInterrupt:
+        kept = len(read_results(Path(args.out) / RESULTS_FILE).rows)
+        print(
+            f"earlyexp bench: interrupted; {kept} finished runs are kept in "
+            f"{Path(args.out) / RESULTS_FILE}. Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    for problem in outcome.problems:
+        print(f"earlyexp bench: warning: {problem}", file=sys.stderr)
+    for failure in outcome.failures:
+        print(f"earlyexp bench: run failed: {failure}", file=sys.stderr)
+    path = report.write_report(args.out)
+    print(
+        f"{outcome.finished} runs finished, {outcome.skipped} already done, "
+        f"{len(outcome.failures)} failed; report: {path}"
+    )
+    return 1 if outcome.failures else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report of a results directory."""
+    print(report.write_report(args.results_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``earlyexp`` subcommand."""
     parser = argparse.ArgumentParser(
@@ -243,6 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=10_000, help="first instance seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)
+
+    profiles = "; ".join(f"{p.name}: {p.cost}" for p in sweep.PROFILES.values())
+    p = sub.add_parser(
+        "bench",
+        help="the data-efficiency benchmark: run or resume a sweep, then report it",
+        description=f"Profiles - {profiles}.",
+    )
+    p.add_argument("--profile", choices=sorted(sweep.PROFILES), default="quick")
+    p.add_argument("--envs", nargs="+", help=f"settings (default: the eight); {env_help}")
+    p.add_argument(
+        "--learners",
+        nargs="+",
+        choices=sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS,
+        help="learners (default: all)",
+    )
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's)")
+    p.add_argument("--out", default="results/bench", help="results directory (resumable)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--jobs", type=_positive, help="local processes (default: all cores)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("report", help="write RESULTS_DIR/report.md and its plots")
+    p.add_argument("results_dir", help="a directory written by `earlyexp bench`")
+    p.set_defaults(run=cmd_report)
     return parser
 
 

@@ -1,0 +1,161 @@
+"""The benchmark sweep: its plan, the smoke profile end to end, resume after a kill, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import sweep
+from benchmarks.results import RESULTS_FILE, config_hash, read_results
+from tests.envs.textworld_pools import CASES, GAMES
+
+SMOKE = sweep.PROFILES["smoke"]
+ROOT = Path(__file__).parents[2]
+
+
+def test_plan_covers_the_grid_once() -> None:
+    envs_ = ["earlyexp/Household-v0", "earlyexp/Shop-v0"]
+    first, second = sweep.plan(SMOKE, envs_, list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS))
+    per_seed = len(sweep.IMITATION_LEARNERS) * len(SMOKE.budgets) + 1  # + rl-scratch
+    assert len(first) == len(envs_) * len(SMOKE.seeds) * per_seed
+    assert len(second) == len(envs_) * len(SMOKE.seeds) * 2
+    hashes = [config_hash(spec) for spec in first + second]
+    assert len(set(hashes)) == len(hashes)
+    # every warm start names an imitation run of the first phase, at the profile's rl budget
+    first_hashes = {config_hash(spec): spec for spec in first}
+    for spec in second:
+        source = first_hashes[spec["init_hash"]]
+        assert source["learner"] == sweep.WARM_START[spec["learner"]]
+        assert (source["env_id"], source["seed"]) == (spec["env_id"], spec["seed"])
+        assert source["budget"] == SMOKE.rl_budget
+
+
+def test_budgets_are_fractions_of_the_full_budget() -> None:
+    quick = sweep.PROFILES["quick"]
+    assert [sweep.episodes_at(quick, b) for b in quick.budgets] == [8, 16, 32, 64]
+    assert sweep.episodes_at(SMOKE, 0.01) == 1
+
+
+def test_bad_selections_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown learner"):
+        sweep.check_selection(SMOKE, ["bc", "ppo"])
+    with pytest.raises(ValueError, match="rl-from-iwm warm-starts from iwm-matched"):
+        sweep.check_selection(SMOKE, ["bc", "rl-from-iwm"])
+    with pytest.raises(ValueError, match="unknown env id"):
+        sweep.sweep(SMOKE, "unused", env_ids=["earlyexp/Nope-v0"], learners=["bc"])
+
+
+def test_smoke_profile_end_to_end(
+    tmp_path: Path, textworld_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the smoke profile's TextWorld pools are the tests' tiny pools: reuse their games
+    for env_id, (_, difficulty) in CASES.items():
+        assert SMOKE.env_kwargs[env_id] == {"games": GAMES, **difficulty}
+    monkeypatch.setenv("EARLYEXP_CACHE_DIR", str(textworld_cache))
+    outcome = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
+    assert outcome.failures == []
+    rows = read_results(tmp_path / RESULTS_FILE).rows
+    first, second = sweep.plan(
+        SMOKE, list(sweep.SETTINGS), list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS)
+    )
+    assert outcome.finished == len(rows) == len(first) + len(second)
+    assert {row["env_id"] for row in rows} == set(sweep.SETTINGS)
+    for row in rows:
+        assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
+        assert row["versions"]["torch"]
+    rl = [row for row in rows if row["kind"] == "rl"]
+    assert rl and all(row["curve"] and row["curve"][-1][0] >= SMOKE.rl_steps for row in rl)
+    assert list((tmp_path / "tensorboard").iterdir())
+    # a second invocation finds everything done
+    again = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
+    assert (again.finished, again.skipped) == (0, len(rows))
+
+
+def _bench(out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.cli",
+        "bench",
+        "--profile",
+        "smoke",
+        "--envs",
+        "earlyexp/Household-v0",
+        "earlyexp/Shop-v0",
+        "--learners",
+        "bc",
+        "--seeds",
+        "0",
+        "1",
+        "--jobs",
+        "1",
+        "--out",
+        str(out),
+    ]
+
+
+def test_a_killed_sweep_resumes_without_losing_or_duplicating(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    results = tmp_path / RESULTS_FILE
+    process = subprocess.Popen(
+        _bench(tmp_path), env=env, start_new_session=True, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (results.exists() and results.read_text().count("\n") >= 1):
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        assert time.monotonic() < deadline, "no run finished within 2 minutes"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = len(read_results(results).rows)
+    assert 1 <= killed_at < 8
+    with results.open("ab") as f:
+        f.write(b'{"hash": "torn')  # as if the kill had hit mid-append
+    finished = subprocess.run(_bench(tmp_path), env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert "torn" in finished.stderr
+    rows = read_results(results).rows
+    hashes = [row["hash"] for row in rows]
+    assert len(rows) == 8 and len(set(hashes)) == 8  # 2 envs x 2 budgets x 2 seeds
+    assert f"{8 - killed_at} runs finished, {killed_at} already done" in finished.stdout
+    assert (tmp_path / "report.md").exists()
+
+
+def test_ray_backend_on_a_local_instance(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    envs_ = ["earlyexp/Household-v0"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = sweep.sweep(
+            SMOKE,
+            tmp_path / "ray",
+            env_ids=envs_,
+            learners=["bc"],
+            executor=sweep.ray_executor(None),
+            progress=False,
+        )
+    finally:
+        ray.shutdown()
+    local = sweep.sweep(
+        SMOKE,
+        tmp_path / "local",
+        env_ids=envs_,
+        learners=["bc"],
+        executor=sweep.local_executor(1),
+        progress=False,
+    )
+    assert remote.failures == [] and remote.finished == local.finished == 2
+    by_hash = {r["hash"]: r for r in read_results(tmp_path / "local" / RESULTS_FILE).rows}
+    for row in read_results(tmp_path / "ray" / RESULTS_FILE).rows:
+        twin = by_hash[row["hash"]]
+        # the same run function on the same config: the same result, on either backend
+        assert json.dumps([row["success"], row["updates"]]) == json.dumps(
+            [twin["success"], twin["updates"]]
+        )
