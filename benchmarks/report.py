@@ -124,6 +124,7 @@ class SavingRow:
     iwm_means: dict[float, float]  # budget -> iwm-matched mean success
     reached_budget: float | None  # smallest budget whose mean reaches bc@1.0
     saving: float | None  # 1 / reached_budget
+    random: float | None = None  # the random policy's success on the same instances
 
     def text(self) -> str:
         """``IWM reaches BC@1.0 with 1/4 of the demos -> 4x saving`` or why not."""
@@ -131,6 +132,9 @@ class SavingRow:
             return "no bc run at budget 1.0"
         if not self.iwm_means:
             return "no iwm-matched runs"
+        if self.random is not None and self.bc_full.mean <= self.random:
+            # reaching a BC that is no better than chance says nothing about demos saved
+            return f"BC@1.0 is at chance ({self.bc_full.mean:.2f} <= random {self.random:.2f})"
         if self.reached_budget is None:
             return "not reached"
         if self.reached_budget >= FULL_BUDGET:
@@ -431,6 +435,7 @@ def _savings(report: Report) -> None:
             iwm_means=iwm,
             reached_budget=reached,
             saving=(1.0 / reached) if reached else None,
+            random=report.reference[env_id][0] if env_id in report.reference else None,
         )
 
 

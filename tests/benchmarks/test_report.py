@@ -224,3 +224,17 @@ def test_rl_only_results(tmp_path) -> None:
     text = path.read_text()
     assert "No imitation runs." in text and "(rl_curves.png)" in text
     assert (tmp_path / "data_efficiency.png").stat().st_size > 0
+
+
+def test_no_saving_is_claimed_when_bc_is_at_chance(tmp_path) -> None:
+    rows = [
+        {
+            **_imitation("e/C-v0", learner, budget, 0, 0.0),
+            "random_success": 0.0,
+            "expert_success": 1.0,
+        }
+        for learner in ("bc", "iwm-matched")
+        for budget in (0.5, 1.0)
+    ]
+    r = build_report(_write(tmp_path, rows), reps=50, poi_reps=20)
+    assert r.savings["e/C-v0"].text() == "BC@1.0 is at chance (0.00 <= random 0.00)"
