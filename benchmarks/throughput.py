@@ -11,7 +11,9 @@ episode ends are part of the timed loop, as they are in any real rollout.
 
 Settings on a third-party engine (Minigrid, TextWorld) are also measured against the raw
 engine on the same instances (:data:`ENGINE_BASELINES`): the adapter's overhead is its time
-per step over the raw engine's. Prints Markdown tables.
+per step over the raw engine's. With ``--bc`` it also measures behaviour-cloning training
+throughput (decisions per second through forward, backward and an Adam step, default
+model, one torch thread) on each env's expert demos. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 import envs
+from agents import Agent
 from envs import minigrid_adapter, textworld_games
+from learners.data import collect_demos, encode_decisions
+from learners.imitation import policy_nll
 
 
 def _random_rollout(env: gym.Env, steps: int, seed: int, cap: int | None) -> float:
@@ -163,6 +171,29 @@ def engine_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def measure_bc_samples(
+    env_id: str, updates: int = 50, batch_size: int = 32, repeats: int = 3, demos: int = 20
+) -> dict[str, Any]:
+    """Median BC training decisions/s of the default agent on ``demos`` expert episodes."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
+    agent = Agent(seed=0)
+    decisions = encode_decisions(agent, dataset.episodes)
+    optimizer = torch.optim.Adam(agent.model.parameters(), lr=1e-3)
+    rng = random.Random(0)
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(updates):
+            loss = policy_nll(agent, rng.choices(decisions, k=batch_size))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        runs.append(updates * batch_size / (time.perf_counter() - start))
+    return {"env_id": env_id, "samples_per_second": statistics.median(runs), "runs": runs}
+
+
 def markdown_table(results: list[dict[str, Any]]) -> str:
     """One Markdown table row per result of :func:`measure_env_steps` (or a failure)."""
     lines = [
@@ -186,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is shown")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
     parser.add_argument("--split", default="train", choices=envs.SPLITS)
+    parser.add_argument("--bc", action="store_true", help="also measure BC training samples/s")
     args = parser.parse_args(argv)
     results, engines = [], []
     failed = False
@@ -204,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     if engines:
         print()
         print(engine_table(engines))
+    if args.bc:
+        print("\n| env | BC training decisions/s (batch 32, 1 thread) |\n|---|---:|")
+        for env_id in args.envs or envs.registered_ids():
+            bc = measure_bc_samples(env_id)
+            print(f"| {env_id} | {bc['samples_per_second']:,.0f} |")
     return 1 if failed else 0
 
 

@@ -6,6 +6,7 @@ from benchmarks.throughput import (
     ENGINE_BASELINES,
     engine_table,
     markdown_table,
+    measure_bc_samples,
     measure_engine_overhead,
     measure_env_steps,
 )
@@ -33,3 +34,8 @@ def test_engine_overhead_on_minigrid() -> None:
     assert result["raw_sps"] > 0 and result["adapter_sps"] > 0
     assert result["overhead"] == result["raw_sps"] / result["adapter_sps"] - 1
     assert "MiniGrid-DoorKey-6x6-v0" in engine_table([result])
+
+
+def test_bc_samples_per_second() -> None:
+    result = measure_bc_samples("earlyexp/Household-v0", updates=3, repeats=2, demos=3)
+    assert result["samples_per_second"] > 0 and len(result["runs"]) == 2
