@@ -289,6 +289,26 @@ def _intro(raw: str, objective: str) -> str:
     return _clean(rest if found else raw)
 
 
+def _goal(game: Game) -> str:
+    """TextWorld's objective, followed by the game's recipe when it has one.
+
+    The recipe is TextWorld's own ``extra.recipe`` info (the FTWP starting kit requests it),
+    compacted to one line: ``Recipe: ingredients: carrot, tomato. directions: dice the
+    carrot, fry the carrot, prepare meal.``
+    """
+    goal = _clean(game.objective)
+    recipe = game.metadata.get("recipe")
+    if not recipe:
+        return goal
+    _, _, body = recipe.partition("Ingredients:")
+    ingredients, _, directions = body.partition("Directions:")
+
+    def listed(block: str) -> str:
+        return ", ".join(line.strip() for line in block.splitlines() if line.strip())
+
+    return f"{goal} Recipe: ingredients: {listed(ingredients)}. directions: {listed(directions)}."
+
+
 def _phrase(fact: Any) -> str:
     """A human-readable TextWorld fact as a checklist phrase."""
     names = [v.name for v in fact.arguments]
@@ -419,9 +439,13 @@ class TextWorldEnv(TextEnv):
 
     ## Observation Space
 
-    ``{"goal": str, "text": str}``: TextWorld's ``objective`` and the game's feedback as one
-    line of printable ASCII (the opening banner, the prompt and the end-of-game menu
-    removed; at reset, the starting room's description).
+    ``{"goal": str, "text": str}``: TextWorld's ``objective`` (for cooking games followed by
+    the recipe, TextWorld's ``extra.recipe`` info, which the FTWP starting kit also hands
+    its agents) and the game's feedback, each one line of printable ASCII (the opening
+    banner, the prompt and the end-of-game menu removed; at reset, the starting room's
+    description). The recipe is in the goal because a policy whose history window is shorter
+    than an episode otherwise forgets the cookbook it read: without it, BC solved most of its
+    own training games and none of the test games.
 
     ## Starting State
 
@@ -549,8 +573,7 @@ class TextWorldEnv(TextEnv):
         status = _quest_status(self._game, progression.state, (OPEN,) * len(self._game.quests))
         tracker = GameProgression(self._game, track_quests=True)
         self.world = Episode(path, progression, status, (), tracker, 0, False)
-        goal = _clean(self._game.objective)
-        return goal, _intro(raw, self._game.objective)
+        return _goal(self._game), _intro(raw, self._game.objective)
 
     def admissible_actions(self) -> list[str]:
         """TextWorld's admissible commands in the current state (sorted)."""

@@ -183,3 +183,18 @@ def test_bad_arguments(kwargs: dict, match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         TextWorldEnv(cache_dir=tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())  # nothing generated for a refused configuration
+
+
+def test_cooking_goal_carries_the_games_recipe(cache: Path) -> None:
+    env = _make("earlyexp/Cooking-v0", cache, split="test")
+    obs, _ = env.reset(seed=0)
+    meta = env.unwrapped._game.metadata
+    assert obs["goal"].startswith("You are hungry!")
+    assert " Recipe: ingredients: " in obs["goal"]
+    for food, _, _ in meta["ingredients"]:
+        assert food in obs["goal"]
+    assert obs["goal"].endswith("prepare meal.")
+    # The treasure hunter has no recipe: its goal is TextWorld's objective alone.
+    hunter = _make("earlyexp/TreasureHunter-v0", cache)
+    goal = hunter.reset(seed=0)[0]["goal"]
+    assert "Recipe" not in goal and goal == " ".join(hunter.unwrapped._game.objective.split())
