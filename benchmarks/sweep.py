@@ -13,6 +13,7 @@ with ``backend="ray"``, as Ray tasks running the same :func:`run` function; with
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -111,16 +112,26 @@ PROFILES: dict[str, Profile] = {
         cost="under 60 minutes on a 2-core CPU (the README's main job)",
         full_budget=64,
         seeds=(0, 1, 2),
-        eval_episodes=30,
-        max_updates=400,
-        wm_updates=150,
+        eval_episodes=20,
+        max_updates=128,
+        wm_updates=64,
         k="4",
-        dagger_iterations=2,
-        dagger_rollouts=8,
-        rl_steps=3000,
+        dagger_iterations=1,
+        dagger_rollouts=6,
+        rl_steps=1024,
         rl_n_steps=256,
-        rl_eval_every=1000,
-        model={"d_model": 48, "max_state_tokens": 160, "history_len": 2},
+        rl_eval_every=512,
+        model={
+            "d_model": 32,
+            "n_layers": 1,
+            "ff_dim": 64,
+            "max_state_tokens": 160,
+            "history_len": 2,
+            "command_history_len": 8,
+        },
+        # One ingredient (default: two): half the episode length, so the slowest setting
+        # fits the hour.
+        env_kwargs={"earlyexp/Cooking-v0": {"games": 40, "recipe": 1, "take": 1}},
     ),
     "full": Profile(
         name="full",
@@ -256,10 +267,23 @@ def versions() -> dict[str, str]:
     return found
 
 
-def run(spec: dict, results_dir: str, expert_success: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of one sweep shares, shipped to each worker with its spec."""
+
+    results_dir: str
+    expert_success: dict[str, float]
+    """Per setting: the expert's test success (measured once, in :func:`prepare`)."""
+    imports: tuple[str, ...] = ()
+    """Modules a worker imports before the run: where user envs (``module:id``) register."""
+
+
+def run(spec: dict, context: RunContext) -> dict[str, Any]:
     """Train and evaluate one run of the sweep; return its results row (not yet written)."""
     torch.set_num_threads(1)
-    results = Path(results_dir)
+    for module in context.imports:
+        importlib.import_module(module)  # a fresh worker (Ray) has not registered user envs
+    results = Path(context.results_dir)
     out = run_dir(results, spec)
     agent_config = AgentConfig(model=ModelConfig(**spec["model"]))
     start = time.perf_counter()
@@ -281,7 +305,7 @@ def run(spec: dict, results_dir: str, expert_success: float) -> dict[str, Any]:
         "valid_action_rate": greedy["valid_action_rate"],
         "mean_episode_length": greedy["mean_episode_length"],
         "random_success": random_success,
-        "expert_success": expert_success,
+        "expert_success": context.expert_success[spec["env_id"]],
         "seconds": time.perf_counter() - start,
         "config": spec,
         "versions": versions(),
@@ -366,17 +390,15 @@ def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: boo
     return expert.success_rate
 
 
-Executor = Callable[[list[dict], Path, dict[str, float]], Iterator[tuple[dict, Any]]]
+Executor = Callable[[list[dict], RunContext], Iterator[tuple[dict, Any]]]
 
 
 def local_executor(jobs: int) -> Executor:
     """Run specs in a pool of ``jobs`` processes; yield ``(spec, row or exception)``."""
 
-    def execute(specs: list[dict], results_dir: Path, expert: dict[str, float]):
+    def execute(specs: list[dict], context: RunContext):
         pool = ProcessPoolExecutor(max_workers=jobs)
-        futures: dict[Future, dict] = {
-            pool.submit(run, spec, str(results_dir), expert[spec["env_id"]]): spec for spec in specs
-        }
+        futures: dict[Future, dict] = {pool.submit(run, spec, context): spec for spec in specs}
         try:
             pending = set(futures)
             while pending:
@@ -406,13 +428,11 @@ def ray_executor(address: str | None) -> Executor:
             "the ray backend needs Ray: pip install 'earlyexp[ray]' (or pip install ray)"
         ) from None
 
-    def execute(specs: list[dict], results_dir: Path, expert: dict[str, float]):
+    def execute(specs: list[dict], context: RunContext):
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=1, max_retries=0)(run)
-        refs = {
-            remote.remote(spec, str(results_dir), expert[spec["env_id"]]): spec for spec in specs
-        }
+        refs = {remote.remote(spec, context): spec for spec in specs}
         pending = list(refs)
         try:
             while pending:
@@ -449,7 +469,9 @@ def sweep(
 ) -> SweepOutcome:
     """Run every run of ``profile`` not yet in ``results_dir/results.jsonl``."""
     results_dir = Path(results_dir)
-    env_ids = [resolve_id(env_id) for env_id in (env_ids or SETTINGS)]
+    given = list(env_ids or SETTINGS)
+    env_ids = [resolve_id(env_id) for env_id in given]
+    imports = tuple(sorted({env_id.split(":")[0] for env_id in given if ":" in env_id}))
     learners = list(learners or IMITATION_LEARNERS + RL_LEARNERS)
     check_selection(profile, learners)
     executor = executor or local_executor(os.cpu_count() or 1)
@@ -462,9 +484,11 @@ def sweep(
     outcome.skipped = sum(config_hash(spec) in done for phase in phases for spec in phase)
 
     need_rollouts = any(name.startswith("iwm") for name in learners)
-    expert: dict[str, float] = {}
-    for env_id in tqdm(env_ids, desc="preparing demos", disable=not progress, leave=False):
-        expert[env_id] = prepare(profile, env_id, results_dir, need_rollouts)
+    expert = {
+        env_id: prepare(profile, env_id, results_dir, need_rollouts)
+        for env_id in tqdm(env_ids, desc="preparing demos", disable=not progress, leave=False)
+    }
+    context = RunContext(str(results_dir), expert, imports)
 
     bar = tqdm(
         total=total,
@@ -476,7 +500,7 @@ def sweep(
     with bar:
         for phase in phases:
             todo = [spec for spec in phase if config_hash(spec) not in done]
-            for spec, result in executor(todo, results_dir, expert):
+            for spec, result in executor(todo, context):
                 name = f"{spec['env_id']} {spec['learner']} seed {spec['seed']}"
                 if isinstance(result, BaseException):
                     outcome.failures.append(f"{name}: {type(result).__name__}: {result}")

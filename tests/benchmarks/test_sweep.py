@@ -128,10 +128,17 @@ def test_a_killed_sweep_resumes_without_losing_or_duplicating(tmp_path: Path) ->
     assert (tmp_path / "report.md").exists()
 
 
-def test_ray_backend_on_a_local_instance(tmp_path: Path) -> None:
+def test_ray_backend_on_a_local_instance_runs_a_user_env(tmp_path: Path) -> None:
+    # A user's env, given as module:id, as `earlyexp bench --envs` takes it: fresh Ray
+    # workers must import the module that registers it (PYTHONPATH stands in for a package).
     ray = pytest.importorskip("ray")
-    envs_ = ["earlyexp/Household-v0"]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    envs_ = ["tests.envs.toy_env:toy/Corridor-v0"]
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+    )
     try:
         remote = sweep.sweep(
             SMOKE,
@@ -154,6 +161,7 @@ def test_ray_backend_on_a_local_instance(tmp_path: Path) -> None:
     assert remote.failures == [] and remote.finished == local.finished == 2
     by_hash = {r["hash"]: r for r in read_results(tmp_path / "local" / RESULTS_FILE).rows}
     for row in read_results(tmp_path / "ray" / RESULTS_FILE).rows:
+        assert row["env_id"] == "toy/Corridor-v0"
         twin = by_hash[row["hash"]]
         # the same run function on the same config: the same result, on either backend
         assert json.dumps([row["success"], row["updates"]]) == json.dumps(
