@@ -143,14 +143,19 @@ class Agent:
             rng: the sampling RNG (for reproducible runs); defaults to the agent's own.
         """
         commands = _admissible(info)
-        logits = self._logits(obs, commands)
-        if greedy:
-            choice = int(np.argmax(logits))
-        else:
-            sampler = rng if rng is not None else self.rng
-            choice = int(sampler.choice(len(commands), p=_softmax(logits)))
+        choice = self.choose(self._logits(obs, commands), greedy, rng)
         self._history.append((obs["text"], commands[choice]))
         return commands[choice]
+
+    def choose(
+        self, logits: np.ndarray, greedy: bool = True, rng: np.random.Generator | None = None
+    ) -> int:
+        """Index of the chosen command: the most probable one (ties: the first), or a sample
+        from the softmax with ``rng`` (default: the agent's own)."""
+        if greedy:
+            return int(np.argmax(logits))
+        sampler = rng if rng is not None else self.rng
+        return int(sampler.choice(len(logits), p=_softmax(logits)))
 
     def _logits(self, obs: Mapping[str, Any], commands: list[str]) -> np.ndarray:
         return self.state_logits(*_goal_and_text(obs), self._history, commands)
@@ -160,19 +165,31 @@ class Agent:
     ) -> np.ndarray:
         """The policy's logits over ``commands`` in a given state (not this agent's own
         episode): what learners use to query a policy at recorded states."""
-        state = self.encode_state(goal, text, history)
-        cands = [self.encode_action(c) for c in commands]
+        return self.batch_logits([(goal, text, history, commands)])[0]
+
+    def batch_logits(
+        self, states: Sequence[tuple[str, str, Sequence[tuple[str, str]], list[str]]]
+    ) -> list[np.ndarray]:
+        """Logits of several states ``(goal, text, history, commands)`` in one forward pass
+        (evaluation plays many episodes in lockstep); one array per state."""
+        encoded = [self.encode_state(goal, text, history) for goal, text, history, _ in states]
+        cands = [[self.encode_action(c) for c in commands] for *_, commands in states]
         device = next(self.model.parameters()).device
-        batch = {k: v.to(device) for k, v in collate([state], [cands]).items()}
+        batch = {k: v.to(device) for k, v in collate(encoded, cands).items()}
         # The agent may be acting mid-training (evaluation callbacks): restore the mode.
+        # Toggle only then: ``train()``/``eval()`` walk every submodule, which cost about a
+        # third of an evaluation step.
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 logits, _ = self.model(batch)
         finally:
-            self.model.train(was_training)
-        return logits[0].double().cpu().numpy()
+            if was_training:
+                self.model.train()
+        rows = logits.double().cpu().numpy()
+        return [rows[i, : len(commands)] for i, (*_, commands) in enumerate(states)]
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> Path:
