@@ -135,8 +135,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         name="full",
-        cost="paper-sized (8 settings x 4 learners x 4 budgets x 5 seeds, 400 demos, "
-        "100k RL steps); not yet timed: meant for a Ray cluster",
+        cost="paper-sized (8 settings x 4 learners x 4 budgets x 5 seeds, 400 demos, the "
+        "default model, 100k RL steps): roughly 400 core-hours, extrapolated from per-run costs "
+        "measured on a 2-core CPU (not run end to end); meant for a Ray cluster",
         full_budget=400,
         seeds=(0, 1, 2, 3, 4),
         eval_episodes=100,

@@ -51,7 +51,8 @@ def check_split(split: str) -> str:
 def invalid_action_text(command: str) -> str:
     """The observation text for a command that is not admissible now."""
     shown = command if len(command) <= 80 else command[:77] + "..."
-    return f"Nothing happens: the command {shown!r} is not available here."
+    # ascii(): the text space is printable ASCII, and repr() keeps printable non-ASCII (é, emoji)
+    return f"Nothing happens: the command {ascii(shown)} is not available here."
 
 
 class TextEnv(gym.Env[dict, str]):
@@ -68,6 +69,9 @@ class TextEnv(gym.Env[dict, str]):
     * ``expert_action() -> str``: an oracle's command from the current state.
     * optionally ``_succeeded()`` (default: every checklist item holds) and ``_failed()``
       (default: never; an unrecoverable state).
+
+    ``step`` ignores whitespace around a command (``" look\n"`` is ``look``), as a terminal
+    would; anything else not in ``info["admissible_actions"]`` is an invalid step.
     """
 
     metadata = {"render_modes": ["ansi", "human"]}

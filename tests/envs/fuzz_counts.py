@@ -5,7 +5,7 @@ budget than CI's.
 
 Usage (from the repository root, which holds ``tests``)::
 
-    python -m benchmarks.fuzz_counts [--examples N] [--envs ID ...] [--properties NAME ...]
+    python -m tests.envs.fuzz_counts [--examples N] [--envs ID ...] [--properties NAME ...]
                                      [--seed S] [--shrink] [--cache-dir DIR]
 
 Each property runs ``--examples`` hypothesis examples per id (derandomized, as in CI,
@@ -13,7 +13,9 @@ unless ``--seed`` is given), stopping at its first failure; without ``--shrink``
 failure is reported as found, not minimised. TextWorld ids play the tests' tiny pool
 (generated into a temporary directory unless ``--cache-dir`` holds it). Prints a
 Markdown table (id, examples run, failures found, failing properties, seconds), then the
-first line of each failure and its falsifying example.
+first line of each failure and its falsifying example. Examples run are those that
+passed plus each failing one (hypothesis also starts examples it abandons for drawing
+more than its data budget; those are not counted, as in its own ``max_examples``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
 
 @dataclass
 class EnvCount:
-    """The fuzzing of one id: examples run, failures (property -> report) and time."""
+    """The fuzzing of one id: examples run (passed, plus each property's failing one),
+    failures (property -> report) and time."""
 
     env_id: str
     examples: int = 0
@@ -80,11 +83,12 @@ def count_env(
                 PROPERTIES[name],
                 lambda split: fuzz_env(env_id, split, cache_dir),
                 examples,
-                seed=seed,
+                random_seed=seed,
                 tally=tally,
                 **({} if shrink else {"phases": NO_SHRINK}),
             )
         except Exception as error:  # a property failed: record it and go on
+            count.examples += 1  # the failing example ran too
             count.failures[name] = _report(error)
     count.seconds = time.perf_counter() - start
     return count
