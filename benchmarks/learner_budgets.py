@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.results import append_result, config_hash, read_results
 from envs import resolve_id
 from learners.data import collect_demos, load_dataset
 from learners.evaluate import RandomPolicy, evaluate, evaluate_expert
@@ -40,6 +42,10 @@ LEARNERS: dict[str, tuple[type, Any, dict[str, Any]]] = {
     "iwm-extra": (IWMConfig, train_iwm, {"budget": "extra"}),
     "iwm-next": (IWMConfig, train_iwm, {"budget": "matched", "target": "next"}),
 }
+
+
+def _row_hash(env_id: str, learner: str, demos: int, seed: int) -> str:
+    return config_hash({"env_id": env_id, "learner": learner, "demos": demos, "seed": seed})
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +101,10 @@ def main() -> None:
         collect_rollouts(load_dataset(demos, env_id), demos, rollouts, k=k)
 
     rows_file = out / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_file.open()] if rows_file.exists() else []
-    done = {(r["learner"], r["demos"], r["seed"]) for r in rows}
+    existing = read_results(rows_file)  # a line torn by a kill is reported and redone
+    for problem in existing.problems:
+        print(problem, file=sys.stderr)
+    rows, done = existing.rows, existing.done()
     specs = [
         {
             "learner": learner,
@@ -114,14 +122,14 @@ def main() -> None:
         for learner in args.learners
         for n in args.demos
         for seed in args.seeds
-        if (learner, n, seed) not in done
+        if _row_hash(env_id, learner, n, seed) not in done
     ]
-    with ProcessPoolExecutor(args.jobs) as pool, rows_file.open("a") as sink:
+    with ProcessPoolExecutor(args.jobs) as pool:
         for future in as_completed([pool.submit(run_one, spec) for spec in specs]):
             row = future.result()
+            row["hash"] = _row_hash(env_id, row["learner"], row["demos"], row["seed"])
             rows.append(row)
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
+            append_result(rows_file, row)
             print(json.dumps(row), flush=True)
 
     random = evaluate(RandomPolicy(0), env_id, episodes=args.eval_episodes).success_rate
