@@ -109,7 +109,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        cost="under 60 minutes on a 2-core CPU (the README's main job)",
+        cost="about 45 minutes on a 2-core CPU, measured (the README's main job)",
         full_budget=64,
         seeds=(0, 1, 2),
         eval_episodes=20,
