@@ -286,6 +286,11 @@ def load_rollouts(path: str | os.PathLike, demos: Dataset) -> Iterator[BranchedS
                     f"{path}: the footer promises {record.get('states')} states and "
                     f"{record.get('branches')} branches, the file holds {states} and {branches}"
                 )
+            for extra, _ in records:
+                raise DatasetError(
+                    f"{path}: line {extra} comes after the end-of-file record (the file was "
+                    "appended to or edited); collect it again"
+                )
             return
         try:
             state = BranchedState(

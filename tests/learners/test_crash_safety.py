@@ -358,11 +358,6 @@ def test_bytes_appended_to_a_dataset_are_refused(
     _refused_dataset(path, "demos", data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # not refused; any other error is a real failure
-    reason="BUG: load_rollouts returns at the footer and never reads what follows it",
-)
 @pytest.mark.parametrize("tail", [b"garbage\n", b"garbage", None], ids=["line", "torn", "twice"])
 def test_bytes_appended_to_a_rollout_file_are_refused(
     tail: bytes | None, data: dict[str, Path], tmp_path: Path
