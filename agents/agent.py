@@ -9,12 +9,15 @@ The agent keeps the episode's history itself, so a plain env loop works::
         if terminated or truncated:
             break
 
-A checkpoint is one file written by :meth:`Agent.save` and read back with
-``torch.load(weights_only=True)``, so loading never runs code from the file.
+A checkpoint is one file written by :meth:`Agent.save`: ``torch.save``'s bytes sealed with
+their sha256 (:func:`agents.files.seal`), so a cut, edited or appended-to file is refused,
+and read back with ``torch.load(weights_only=True)``, so loading never runs code from it.
+Other tools can still ``torch.load`` the file: zip readers skip the seal after the zip.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -28,12 +31,12 @@ import numpy as np
 import torch
 
 from agents.features import collate, encode_action, encode_state
-from agents.files import atomic_write
+from agents.files import atomic_write, seal, unseal
 from agents.model import ModelConfig, PolicyModel
 from agents.tokenizer import HashingTokenizer
 
 CHECKPOINT_FORMAT = "earlyexp-agent"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
@@ -213,8 +216,10 @@ class Agent:
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "meta": _plain(dict(meta) if meta is not None else dict(self.meta), "meta"),
         }
+        payload = io.BytesIO()
+        torch.save(checkpoint, payload)
         with atomic_write(path, "wb") as f:
-            torch.save(checkpoint, f)
+            f.write(seal(payload.getvalue()))
         return path
 
     @classmethod
@@ -370,10 +375,14 @@ def _plain(value: Any, where: str) -> Any:
 
 def _torch_load(path: Path) -> Any:
     try:
+        payload = unseal(path.read_bytes())
+    except ValueError as e:
+        raise ValueError(f"cannot load agent from {path}: not a readable checkpoint: {e}") from None
+    try:
         with warnings.catch_warnings():
             # A foreign pickle makes torch warn about its protocol before refusing it.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         blocked = re.search(r"unsupported GLOBAL (\S+)", str(e))
         if blocked:

@@ -1,8 +1,10 @@
-"""Crash-safe file writing shared by every file earlyexp writes (datasets, checkpoints, results)."""
+"""Crash-safe file writing shared by every file earlyexp writes (datasets, checkpoints, results),
+and the checksum seal of binary files (checkpoints)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -46,3 +48,29 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+#: Ends every sealed file: this marker, the sha256 of everything before it (hex), a newline.
+SEAL_MARKER = b"\nearlyexp-sha256:"
+_SEAL_LENGTH = len(SEAL_MARKER) + 64 + 1
+
+
+def seal(payload: bytes) -> bytes:
+    """``payload`` followed by its sha256, so :func:`unseal` detects any edit, cut or tail."""
+    return payload + SEAL_MARKER + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+
+
+def unseal(data: bytes) -> bytes:
+    """The payload of sealed ``data``; ValueError saying why when the seal is missing or wrong."""
+    trailer = data[-_SEAL_LENGTH:]
+    if len(data) < _SEAL_LENGTH or not (
+        trailer.startswith(SEAL_MARKER) and trailer.endswith(b"\n")
+    ):
+        raise ValueError(
+            "it does not end with an earlyexp checksum (it was truncated or appended to, "
+            "or not written by earlyexp)"
+        )
+    payload = data[:-_SEAL_LENGTH]
+    if hashlib.sha256(payload).hexdigest().encode() != trailer[len(SEAL_MARKER) : -1]:
+        raise ValueError("its checksum does not match its bytes (it was edited or corrupted)")
+    return payload

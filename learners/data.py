@@ -1,8 +1,8 @@
 """Expert demonstrations: collect them from any contract env into a documented dataset file.
 
-Dataset file format (``earlyexp-demos``, version 1): UTF-8 JSON Lines.
+Dataset file format (``earlyexp-demos``, version 2): UTF-8 JSON Lines.
 
-* line 1, the header: ``{"format": "earlyexp-demos", "version": 1, "env_id": str,
+* line 1, the header: ``{"format": "earlyexp-demos", "version": 2, "env_id": str,
   "split": "train"|"test", "seed": int, "episodes": int, "env_kwargs": dict}``
 * one line per episode: ``{"seed": int, "goal": str, "success": bool, "final_text": str,
   "steps": [{"text": str, "admissible": [str, ...], "action": str, "taken": str | null},
@@ -10,21 +10,24 @@ Dataset file format (``earlyexp-demos``, version 1): UTF-8 JSON Lines.
   expert's command, ``taken`` the command executed when it differs from the expert's
   (DAgger's learner rollouts; null in expert demos) and ``final_text`` the observation
   after the last step.
-* last line, the footer: ``{"end": true, "episodes": int, "steps": int}``.
+* last line, the footer: ``{"end": true, "episodes": int, "steps": int, "sha256": str}``,
+  ``sha256`` being the hex digest of every byte before the footer.
 
 The file is written to a temporary name and renamed into place, so a killed collection
-never leaves a file that looks complete; loading checks the header, every line and the
-footer, and names the file and the problem when any is wrong.
+never leaves a file that looks complete; loading checks the header, every line, the footer
+and the checksum (so a one-byte edit is refused too), and names the file and the problem
+when any is wrong. Rollout files (learners/rollouts.py) share the footer and its checks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -33,7 +36,7 @@ from agents.files import atomic_write
 from envs import make, resolve_id
 
 FORMAT = "earlyexp-demos"
-VERSION = 1
+VERSION = 2
 
 
 class DatasetError(ValueError):
@@ -149,28 +152,77 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike) -> None:
         "episodes": len(dataset.episodes),
         "env_kwargs": dataset.env_kwargs,
     }
-    footer = {"end": True, "episodes": len(dataset.episodes), "steps": dataset.num_steps}
     with atomic_write(path) as f:
-        f.write(json.dumps(header) + "\n")
+        lines = RecordWriter(f)
+        lines.write(header)
         for episode in dataset.episodes:
-            f.write(json.dumps(asdict(episode)) + "\n")
-        f.write(json.dumps(footer) + "\n")
+            lines.write(asdict(episode))
+        lines.end(episodes=len(dataset.episodes), steps=dataset.num_steps)
+
+
+class RecordWriter:
+    """Writes JSON Lines records to a text file and, last, the footer that seals them:
+    ``{"end": true, **counts, "sha256": digest of every line before it}``."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+        self.digest = hashlib.sha256()
+
+    def write(self, record: dict) -> None:
+        """Append one record (one line)."""
+        line = json.dumps(record) + "\n"
+        self.digest.update(line.encode("utf-8"))
+        self.file.write(line)
+
+    def end(self, **counts: int) -> None:
+        """Write the footer; nothing may be written after it."""
+        footer = {"end": True, **counts, "sha256": self.digest.hexdigest()}
+        self.file.write(json.dumps(footer) + "\n")
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, JSON object)`` of each line of a JSON Lines file, read lazily;
-    :class:`DatasetError` names the file and line of a torn or malformed line."""
-    with path.open(encoding="utf-8") as f:
+    """``(line number, JSON object)`` of each line of a file written by :class:`RecordWriter`,
+    read lazily, the footer last. The footer's checksum is verified before the footer is
+    yielded, so use what was read only once the footer has come.
+
+    Raises :class:`DatasetError` naming the file (and line): not text, a torn or malformed
+    line, no footer (truncated), a checksum that does not match (edited or corrupted), or
+    lines after the footer (appended to).
+    """
+    digest = hashlib.sha256()
+    number = 0
+    with path.open("rb") as f:
         for number, line in enumerate(f, start=1):
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 raise DatasetError(f"{path}: line {number} is cut off (the file is truncated)")
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise DatasetError(
+                    f"{path}: line {number} is not UTF-8, so not a text file"
+                ) from None
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise DatasetError(f"{path}: line {number} is not a JSON object")
+            if number > 1 and record.get("end") is True:
+                if record.get("sha256") != digest.hexdigest():
+                    raise DatasetError(
+                        f"{path}: the checksum in the end-of-file record (line {number}) does not "
+                        "match the lines before it (the file was edited or corrupted); collect it again"
+                    )
+                if f.read(1):
+                    raise DatasetError(
+                        f"{path}: line {number + 1} comes after the end-of-file record (the file "
+                        "was appended to or edited); collect it again"
+                    )
+                yield number, record
+                return
+            digest.update(line)
             yield number, record
+    if number == 0:
+        raise DatasetError(f"{path}: the file is empty")
+    raise DatasetError(f"{path}: no end-of-file record (the file is truncated); collect it again")
 
 
 def _episode(path: Path, number: int, record: dict) -> Episode:
@@ -199,44 +251,54 @@ def _episode(path: Path, number: int, record: dict) -> Episode:
 
 def load_dataset(path: str | os.PathLike, env_id: str | None = None) -> Dataset:
     """Load and validate a dataset file; with ``env_id``, refuse a dataset of another env."""
+    header, episodes = stream_dataset(path, env_id)
+    return Dataset(
+        header["env_id"], header["split"], header["seed"], list(episodes), header["env_kwargs"]
+    )
+
+
+def stream_dataset(
+    path: str | os.PathLike, env_id: str | None = None
+) -> tuple[dict[str, Any], Iterator[Episode]]:
+    """The checked header of a dataset file and a lazy iterator over its episodes, read one
+    line at a time. The iterator raises :class:`DatasetError` at the end when the file is
+    truncated, edited or its counts disagree, so use the episodes once it is exhausted."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file (create one with `earlyexp collect`)")
-    try:
-        records = list(iter_records(path))
-    except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not a text file, so not an earlyexp dataset") from None
-    if not records:
-        raise DatasetError(f"{path}: the file is empty")
-    _, header = records[0]
+    records = iter_records(path)
+    _, header = next(records)
     if header.get("format") != FORMAT:
         raise DatasetError(f"{path}: not an earlyexp demos file (format {header.get('format')!r})")
     if header.get("version") != VERSION:
         raise DatasetError(
-            f"{path}: dataset version {header.get('version')!r}; this earlyexp reads version {VERSION}"
+            f"{path}: dataset version {header.get('version')!r}; this earlyexp reads version "
+            f"{VERSION}; collect it again"
         )
-    if env_id is not None and header["env_id"] != env_id:
+    if env_id is not None and header.get("env_id") != env_id:
         raise DatasetError(
-            f"{path}: the demos are from {header['env_id']!r}, not {env_id!r}; collect demos for {env_id!r}"
+            f"{path}: the demos are from {header.get('env_id')!r}, not {env_id!r}; collect demos for {env_id!r}"
         )
-    _, footer = records[-1]
-    if len(records) < 2 or footer.get("end") is not True:
-        raise DatasetError(
-            f"{path}: no end-of-file record (the file is truncated); collect it again"
-        )
-    episodes = [_episode(path, n, r) for n, r in records[1:-1]]
-    if len(episodes) != header["episodes"] or footer.get("episodes") != len(episodes):
-        raise DatasetError(
-            f"{path}: header promises {header['episodes']} episodes, the file holds {len(episodes)}"
-        )
-    dataset = Dataset(
-        header["env_id"], header["split"], header["seed"], episodes, header.get("env_kwargs", {})
-    )
-    if footer.get("steps") != dataset.num_steps:
-        raise DatasetError(
-            f"{path}: footer promises {footer.get('steps')} steps, the file holds {dataset.num_steps}"
-        )
-    return dataset
+    header.setdefault("env_kwargs", {})
+    return header, _episodes(path, header, records)
+
+
+def _episodes(path: Path, header: dict, records: Iterator[tuple[int, dict]]) -> Iterator[Episode]:
+    steps = 0
+    for episodes, (number, record) in enumerate(records):
+        if record.get("end") is True:
+            if not episodes == header["episodes"] == record.get("episodes"):
+                raise DatasetError(
+                    f"{path}: header promises {header['episodes']} episodes, the file holds {episodes}"
+                )
+            if record.get("steps") != steps:
+                raise DatasetError(
+                    f"{path}: footer promises {record.get('steps')} steps, the file holds {steps}"
+                )
+            return
+        episode = _episode(path, number, record)
+        steps += len(episode.steps)
+        yield episode
 
 
 @dataclass

@@ -5,16 +5,17 @@ commands (never the expert's), and record ``(command, next observation, reward,
 terminated)`` for each, plus the expert's own transition. No reward is used to choose
 anything; the supervision is what the agent's own actions did.
 
-Rollout file format (``earlyexp-rollouts``, version 1): UTF-8 JSON Lines.
+Rollout file format (``earlyexp-rollouts``, version 2): UTF-8 JSON Lines.
 
-* header: ``{"format": "earlyexp-rollouts", "version": 1, "env_id": str, "split": str,
+* header: ``{"format": "earlyexp-rollouts", "version": 2, "env_id": str, "split": str,
   "demos": str, "demo_episodes": int, "k": int | "all", "proposer": "uniform" | "policy",
   "temperature": float | null, "seed": int}``
 * one line per expert state: ``{"episode": int, "step": int, "expert": T, "branches": [T, ...]}``
   with ``T = {"action": str, "next_text": str, "reward": float, "terminated": bool}``; the
   state itself (goal, observation, history) is step ``step`` of episode ``episode`` of the
   demos file, so the two files are used together.
-* footer: ``{"end": true, "states": int, "branches": int}``
+* footer: ``{"end": true, "states": int, "branches": int, "sha256": str}``, sealed and checked
+  like a dataset's (learners/data.py)
 
 Lines are streamed to a temporary file and renamed into place at the end, so collection
 holds one state's branches in memory and a kill never leaves a file that looks complete.
@@ -22,7 +23,6 @@ holds one state's branches in memory and a kill never leaves a file that looks c
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -35,10 +35,10 @@ from tqdm import tqdm
 from agents import Agent
 from agents.files import atomic_write
 from envs import make
-from learners.data import Dataset, DatasetError, Episode, iter_records
+from learners.data import Dataset, DatasetError, Episode, RecordWriter, iter_records
 
 FORMAT = "earlyexp-rollouts"
-VERSION = 1
+VERSION = 2
 PROPOSERS = ("uniform", "policy")
 
 
@@ -224,7 +224,8 @@ def collect_rollouts(
     }
     states = branches = 0
     with atomic_write(out) as f:
-        f.write(json.dumps(header) + "\n")
+        lines = RecordWriter(f)
+        lines.write(header)
         episodes = tqdm(
             demos.episodes, desc=f"rollouts {demos.env_id}", unit="ep", disable=not progress
         )
@@ -238,10 +239,10 @@ def collect_rollouts(
                     "expert": asdict(expert),
                     "branches": [asdict(b) for b in alternatives],
                 }
-                f.write(json.dumps(record) + "\n")
+                lines.write(record)
                 states += 1
                 branches += len(alternatives)
-        f.write(json.dumps({"end": True, "states": states, "branches": branches}) + "\n")
+        lines.end(states=states, branches=branches)
     env.close()
     return {"states": states, "branches": branches}
 
@@ -262,13 +263,15 @@ def load_rollouts(path: str | os.PathLike, demos: Dataset) -> Iterator[BranchedS
     States of episodes beyond ``demos`` (a prefix budget of the file's demos) are skipped.
 
     Raises :class:`DatasetError` naming the file and the problem: another format or env,
-    a record that points outside the demos or disagrees with them, a torn or missing end.
+    a record that points outside the demos or disagrees with them, a torn or missing end,
+    an edit (checksum) or lines after the end. Those are found when the stream reaches the
+    end, so use the states only once it is exhausted.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such rollout file (create one with `earlyexp rollouts`)")
     records = iter_records(path)
-    _, header = next(records, (0, {}))
+    _, header = next(records)
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise DatasetError(
             f"{path}: not an {FORMAT} version {VERSION} file "
@@ -285,11 +288,6 @@ def load_rollouts(path: str | os.PathLike, demos: Dataset) -> Iterator[BranchedS
                 raise DatasetError(
                     f"{path}: the footer promises {record.get('states')} states and "
                     f"{record.get('branches')} branches, the file holds {states} and {branches}"
-                )
-            for extra, _ in records:
-                raise DatasetError(
-                    f"{path}: line {extra} comes after the end-of-file record (the file was "
-                    "appended to or edited); collect it again"
                 )
             return
         try:

@@ -1,3 +1,4 @@
+import io
 import os
 import pickle
 import zipfile
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from agents import Agent, AgentConfig, ModelConfig
+from agents.files import SEAL_MARKER, seal, unseal
 from agents.tokenizer import ACT, NOW, PREV
 
 SMALL = AgentConfig(ModelConfig(vocab_size=512, d_model=32, n_heads=4, ff_dim=64))
@@ -198,14 +200,24 @@ class Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+def save_sealed(obj, path):
+    """``torch.save`` with Agent.save's checksum seal: what a forger who read the source writes."""
+    payload = io.BytesIO()
+    torch.save(obj, payload)
+    path.write_bytes(seal(payload.getvalue()))
+
+
 def test_pickle_that_would_run_code_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "pwned"
     wrapped = tmp_path / "torch_exploit.pt"
-    torch.save({"format": "earlyexp-agent", "version": 1, "x": Exploit(marker)}, wrapped)
+    save_sealed({"format": "earlyexp-agent", "version": 2, "x": Exploit(marker)}, wrapped)
     message = refused(wrapped, "could run code")
     assert "system" in message
+    unsealed = tmp_path / "unsealed_exploit.pt"
+    torch.save({"format": "earlyexp-agent", "version": 2, "x": Exploit(marker)}, unsealed)
+    refused(unsealed, "does not end with an earlyexp checksum")
     raw = tmp_path / "raw_exploit.pt"
-    raw.write_bytes(pickle.dumps(Exploit(marker)))
+    raw.write_bytes(seal(pickle.dumps(Exploit(marker))))
     refused(raw, "cannot load agent")
     assert not marker.exists()
 
@@ -218,7 +230,7 @@ def rewrite(agent, tmp_path, **changes):
             del ckpt[key]
         else:
             ckpt[key] = value(ckpt) if callable(value) else value
-    torch.save(ckpt, path)
+    save_sealed(ckpt, path)
     return path
 
 
@@ -227,7 +239,7 @@ def test_wrong_format_and_version(agent, tmp_path):
     refused(rewrite(agent, tmp_path, format=None), "not an earlyexp agent checkpoint")
     refused(rewrite(agent, tmp_path, version=99), "version 99")
     path = tmp_path / "list.pt"
-    torch.save([1, 2, 3], path)
+    save_sealed([1, 2, 3], path)
     refused(path, "not an earlyexp agent checkpoint")
 
 
@@ -279,10 +291,12 @@ def test_other_tokenizer_is_refused(agent, tmp_path):
     refused(path, "tokenizer")
 
 
-def test_checkpoint_is_a_plain_torch_zip(agent, tmp_path):
+def test_checkpoint_is_a_plain_torch_zip_with_a_checksum_seal(agent, tmp_path):
+    """Other tools still read it: zip readers (and torch.load) skip the seal after the zip."""
     path = agent.save(tmp_path / "agent.pt", meta={"stats": {"loss": [0.5, 0.25]}})
     assert zipfile.is_zipfile(path)
+    assert unseal(path.read_bytes()) == path.read_bytes()[: -len(SEAL_MARKER) - 65]
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["format"] == "earlyexp-agent" and ckpt["version"] == 1
+    assert ckpt["format"] == "earlyexp-agent" and ckpt["version"] == 2
     assert ckpt["config"] == asdict(SMALL)
     assert ckpt["meta"] == {"stats": {"loss": [0.5, 0.25]}}

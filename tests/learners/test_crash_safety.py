@@ -9,6 +9,7 @@ get SIGKILL, which runs nothing: what is left on disk is what a real crash leave
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import pytest
 import torch
 
 from agents import Agent, AgentConfig, ModelConfig
+from agents.files import seal
 from benchmarks.cli import main
 from learners.data import DatasetError, collect_demos, load_dataset
 from learners.rollouts import collect_rollouts, load_rollouts
@@ -377,23 +379,33 @@ def _edit_first(whole: bytes, pattern: bytes) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # not refused; any other error is a real failure
-    reason="BUG: an edit that keeps a dataset valid JSON (no checksum) loads silently",
-)
 @pytest.mark.parametrize(
-    "pattern",
-    [rb'"text": "[^"]{5}([a-z])', rb'"seed": ([0-9])', rb'"goal": "[^"]{3}([a-z])'],
-    ids=["observation-letter", "seed-digit", "goal-letter"],
+    ("kind", "pattern"),
+    [
+        ("demos", rb'"text": "[^"]{5}([a-z])'),
+        ("demos", rb'"seed": ([0-9])'),
+        ("demos", rb'"goal": "[^"]{3}([a-z])'),
+        ("rollouts", rb'"next_text": "[^"]{5}([a-z])'),
+        ("rollouts", rb'"branches": \[\{"action": "[^"]{2}([a-z])'),
+        ("rollouts", rb'"reward": ([0-9])'),
+    ],
+    ids=[
+        "observation-letter",
+        "seed-digit",
+        "goal-letter",
+        "next-observation-letter",
+        "branch-action-letter",
+        "reward-digit",
+    ],
 )
 def test_a_one_byte_edit_of_a_dataset_is_refused(
-    pattern: bytes, data: dict[str, Path], tmp_path: Path
+    kind: str, pattern: bytes, data: dict[str, Path], tmp_path: Path
 ) -> None:
-    path = tmp_path / "demos.jsonl"
-    path.write_bytes(_edit_first(data["demos"].read_bytes(), pattern))
-    assert path.read_bytes() != data["demos"].read_bytes()
-    _refused_dataset(path, "demos", data)
+    path = tmp_path / f"{kind}.jsonl"
+    path.write_bytes(_edit_first(data[kind].read_bytes(), pattern))
+    assert path.read_bytes() != data[kind].read_bytes()
+    message = _refused_dataset(path, kind, data)
+    assert "checksum" in message and "edited or corrupted" in message, message
 
 
 @pytest.fixture(scope="module")
@@ -416,21 +428,28 @@ def test_a_truncated_checkpoint_is_refused(seventh: int, checkpoint: bytes, tmp_
     _refused_checkpoint(path, "not a readable checkpoint")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # not refused; any other error is a real failure
-    reason="BUG: Agent.load checks no checksum: a flipped weight byte or a tail loads silently",
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ("flip-middle-byte", "checksum does not match"),
+        ("flip-first-byte", "checksum does not match"),
+        ("flip-checksum-byte", "checksum does not match"),
+        ("append-garbage", "does not end with an earlyexp checksum"),
+        ("append-a-newline", "does not end with an earlyexp checksum"),
+    ],
 )
-@pytest.mark.parametrize("edit", ["flip-middle-byte", "append-garbage"])
-def test_an_edited_checkpoint_is_refused(edit: str, checkpoint: bytes, tmp_path: Path) -> None:
+def test_an_edited_checkpoint_is_refused(
+    edit: str, reason: str, checkpoint: bytes, tmp_path: Path
+) -> None:
     b = bytearray(checkpoint)
-    if edit == "flip-middle-byte":
-        b[len(b) // 2] ^= 0x01
+    if edit.startswith("flip"):
+        where = {"middle": len(b) // 2, "first": 0, "checksum": len(b) - 10}[edit.split("-")[1]]
+        b[where] ^= 0x01
     else:
-        b += b"garbage"
+        b += b"garbage" if edit == "append-garbage" else b"\n"
     path = tmp_path / "agent.pt"
     path.write_bytes(bytes(b))
-    _refused_checkpoint(path, "")
+    _refused_checkpoint(path, reason)
 
 
 class _Exploit:
@@ -448,7 +467,9 @@ def test_every_command_refuses_a_code_running_checkpoint_without_running_it(
     """Agent.load's refusal is tested in tests/agents; here, every CLI entry point that takes
     a checkpoint goes through it and reports one line."""
     marker, evil = tmp_path / "SENTINEL", tmp_path / "agent.pt"
-    torch.save({"format": "earlyexp-agent", "version": 1, "x": _Exploit(marker)}, evil)
+    payload = io.BytesIO()  # sealed like Agent.save's files, so only weights_only stops it
+    torch.save({"format": "earlyexp-agent", "version": 2, "x": _Exploit(marker)}, payload)
+    evil.write_bytes(seal(payload.getvalue()))
     argv = {
         "eval": ["eval", str(evil), "--env", HOUSEHOLD, "--episodes", "1"],
         "rollouts": ["rollouts", HOUSEHOLD, "--demos", str(data["demos"]), "--out"]

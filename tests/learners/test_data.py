@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -42,9 +43,15 @@ def test_refuses_other_env(demos: Path) -> None:
         load_dataset(demos, env_id="earlyexp/Household-v0")
 
 
-def _rewrite(path: Path, edit) -> None:
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(edit(lines)))
+def _rewrite(path: Path, edit, reseal: bool = True) -> None:
+    """Apply ``edit`` to the lines; with ``reseal``, give the footer the checksum of the edited
+    lines, so the checks behind the checksum (what another tool could write) are reached."""
+    lines = edit(path.read_text().splitlines(keepends=True))
+    if reseal and lines and lines[-1].endswith("\n") and '"end": true' in lines[-1]:
+        footer = json.loads(lines[-1])
+        footer["sha256"] = hashlib.sha256("".join(lines[:-1]).encode()).hexdigest()
+        lines[-1] = json.dumps(footer) + "\n"
+    path.write_text("".join(lines))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +65,7 @@ def _rewrite(path: Path, edit) -> None:
             lambda lines: [lines[0].replace("earlyexp-demos", "other"), *lines[1:]],
             "not an earlyexp demos",
         ),
-        (lambda lines: [lines[0].replace('"version": 1', '"version": 9'), *lines[1:]], "version 9"),
+        (lambda lines: [lines[0].replace('"version": 2', '"version": 9'), *lines[1:]], "version 9"),
         (
             lambda lines: [
                 lines[0],
@@ -76,6 +83,34 @@ def test_refuses_corrupt_files(demos: Path, edit, reason: str) -> None:
     with pytest.raises(DatasetError, match=reason) as excinfo:
         load_dataset(demos)
     assert str(demos) in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (
+            lambda lines: [lines[0], lines[1].replace("open door", "open doom"), *lines[2:]],
+            "checksum",
+        ),
+        (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], "checksum"),
+        (lambda lines: [*lines, lines[1]], "line 9 comes after the end-of-file record"),
+        (lambda lines: [*lines, "\n"], "line 9 comes after the end-of-file record"),
+    ],
+    ids=["one-letter", "swapped-lines", "appended-line", "appended-newline"],
+)
+def test_refuses_edited_files(demos: Path, edit, reason: str) -> None:
+    _rewrite(demos, edit, reseal=False)
+    with pytest.raises(DatasetError, match=reason) as excinfo:
+        load_dataset(demos)
+    assert str(demos) in str(excinfo.value)
+
+
+def test_refuses_an_older_version_with_what_to_do(demos: Path) -> None:
+    _rewrite(demos, lambda lines: [lines[0].replace('"version": 2', '"version": 1'), *lines[1:]])
+    with pytest.raises(
+        DatasetError, match="version 1; this earlyexp reads version 2; collect it again"
+    ):
+        load_dataset(demos)
 
 
 def test_refuses_missing_and_binary_files(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_rollout_file(demos, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     header, records, footer = lines[0], lines[1:-1], lines[-1]
     assert header["format"] == "earlyexp-rollouts" and header["k"] == 3
-    assert footer == {"end": True, **counts}
+    body = "".join(out.read_text().splitlines(keepends=True)[:-1]).encode()
+    assert footer == {"end": True, **counts, "sha256": hashlib.sha256(body).hexdigest()}
     assert counts["states"] == dataset.num_steps == len(records)
     assert counts["branches"] == sum(len(r["branches"]) for r in records) > dataset.num_steps
     with pytest.raises(ValueError, match="k must be"):
