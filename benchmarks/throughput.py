@@ -179,7 +179,7 @@ def measure_bc_samples(
     with tempfile.TemporaryDirectory() as tmp:
         dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
     agent = Agent(seed=0)
-    decisions = encode_decisions(agent, dataset.episodes)
+    decisions = list(encode_decisions(agent, dataset.episodes))
     optimizer = torch.optim.Adam(agent.model.parameters(), lr=1e-3)
     rng = random.Random(0)
     runs = []

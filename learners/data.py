@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -310,18 +310,15 @@ class Decision:
     target: int
 
 
-def encode_decisions(agent: Agent, episodes: list[Episode]) -> list[Decision]:
-    """Tokenize every step of ``episodes`` the way ``agent`` sees states when it acts."""
-    decisions = []
+def encode_decisions(agent: Agent, episodes: Iterable[Episode]) -> Iterator[Decision]:
+    """Tokenize every step of ``episodes`` the way ``agent`` sees states when it acts, lazily
+    (feed a :class:`~learners.store.TokenStore` to keep them on disk)."""
     for episode in episodes:
         history: list[tuple[str, str]] = []
         for step in episode.steps:
-            decisions.append(
-                Decision(
-                    agent.encode_state(episode.goal, step.text, history),
-                    [agent.encode_action(a) for a in step.admissible],
-                    step.admissible.index(step.action),
-                )
+            yield Decision(
+                agent.encode_state(episode.goal, step.text, history),
+                [agent.encode_action(a) for a in step.admissible],
+                step.admissible.index(step.action),
             )
             history.append((step.text, step.executed))
-    return decisions

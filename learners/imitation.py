@@ -9,6 +9,7 @@ best validation accuracy -> save the agent -> evaluate on the test split beside 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from learners.data import (
     run_expert_episode,
 )
 from learners.evaluate import evaluate_agent
+from learners.store import TokenStore
 from learners.tracking import log_evaluation, open_writer, run_name, write_json
 from learners.training import fit_early_stopped
 
@@ -87,7 +89,9 @@ def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(agent: Agent, decisions: list[Decision], batch_size: int = 256) -> tuple[float, float]:
+def validate(
+    agent: Agent, decisions: Sequence[Decision], batch_size: int = 256
+) -> tuple[float, float]:
     """Validation NLL and accuracy (argmax equals the expert's command)."""
     agent.model.eval()
     total_nll, correct = 0.0, 0
@@ -103,8 +107,8 @@ def validate(agent: Agent, decisions: list[Decision], batch_size: int = 256) -> 
 
 def behaviour_cloning(
     agent: Agent,
-    train: list[Decision],
-    val: list[Decision],
+    train: Sequence[Decision],
+    val: Sequence[Decision],
     *,
     max_updates: int,
     batch_size: int,
@@ -163,7 +167,8 @@ def behaviour_cloning(
 def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
     """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
     dataset, agent, train_eps, val, writer = start_run(config, "bc", agent_config)
-    fit = fit_policy(agent, encode_decisions(agent, train_eps), val, config, writer)
+    train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+    fit = fit_policy(agent, train, val, config, writer)
     metrics = {**base_metrics(config, "bc", dataset), **fit}
     return finish_run(agent, config, "bc", dataset, writer, metrics, fit["updates"])
 
@@ -195,8 +200,9 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
     dataset, agent, train_eps, val, writer = start_run(config, "dagger", agent_config)
     env = make(config.env_id, split="train", **dataset.env_kwargs)
     rng = np.random.default_rng(config.seed)
-    labelled = list(train_eps)
-    fit = fit_policy(agent, encode_decisions(agent, labelled), val, config, writer)
+    train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+    labelled_steps = sum(len(e.steps) for e in train_eps)
+    fit = fit_policy(agent, train, val, config, writer)
     updates, learner_success = fit["updates"], []
     for round_ in range(config.iterations):
         first = DAGGER_SEED + round_ * config.rollouts
@@ -205,15 +211,16 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
         ]
         learner_success.append(float(np.mean([e.success for e in rollouts])))
         writer.add_scalar("charts/dagger_rollout_success", learner_success[-1], updates)
-        labelled += rollouts
-        fit = fit_policy(agent, encode_decisions(agent, labelled), val, config, writer, updates)
+        train.extend(encode_decisions(agent, rollouts))  # aggregate: every label so far
+        labelled_steps += sum(len(e.steps) for e in rollouts)
+        fit = fit_policy(agent, train, val, config, writer, updates)
         updates += fit["updates"]
     env.close()
     metrics = {
         **base_metrics(config, "dagger", dataset),
         **fit,
         "updates": updates,
-        "labelled_steps": sum(len(e.steps) for e in labelled),
+        "labelled_steps": labelled_steps,
         "rollout_success": learner_success,
     }
     return finish_run(agent, config, "dagger", dataset, writer, metrics, updates)
@@ -221,8 +228,9 @@ def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) 
 
 def start_run(
     config: BCConfig, learner: str, agent_config: AgentConfig | None
-) -> tuple[Dataset, Agent, list[Episode], list[Decision], SummaryWriter]:
-    """Load the demo budget, build the seeded agent, hold out validation episodes, open the log."""
+) -> tuple[Dataset, Agent, list[Episode], TokenStore[Decision], SummaryWriter]:
+    """Load the demo budget, build the seeded agent, hold out validation episodes (their
+    decisions tokenized into a store on disk, in ``config.out``), open the log."""
     dataset = load_dataset(config.demos, env_id=config.env_id)
     if config.episodes is not None:
         dataset = dataset.subset(config.episodes)
@@ -231,13 +239,15 @@ def start_run(
     train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
     name = run_name(config.env_id, learner, config.seed)
     writer = open_writer(config.log_dir, name, asdict(config))
-    return dataset, agent, train_eps, encode_decisions(agent, val_eps), writer
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    val = TokenStore(Decision, encode_decisions(agent, val_eps), config.out)
+    return dataset, agent, train_eps, val, writer
 
 
 def fit_policy(
     agent: Agent,
-    train: list[Decision],
-    val: list[Decision],
+    train: Sequence[Decision],
+    val: Sequence[Decision],
     config: BCConfig,
     writer: SummaryWriter,
     global_step: int = 0,

@@ -42,6 +42,7 @@ is ``--wm-updates``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from agents import Agent, AgentConfig, collate
 from learners.config import option
-from learners.data import Dataset, Episode, encode_decisions
+from learners.data import Dataset, Decision, Episode, encode_decisions
 from learners.imitation import BCConfig, base_metrics, finish_run, fit_policy, start_run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
+from learners.store import TokenStore
 from learners.training import fit_early_stopped
 
 TARGETS = ("delta", "next")
@@ -127,25 +129,18 @@ class Transitions:
     nexts: list[list[int]]  # distinct token ids of each candidate's next observation
 
 
-def encode_transitions(
-    agent: Agent, episodes: list[Episode], branched: list[BranchedState]
-) -> list[Transitions]:
-    """Tokenize branched states the way ``agent`` sees states (goal, observation, history)."""
-    out = []
-    for b in branched:
-        episode = episodes[b.episode]
-        step = episode.steps[b.step]
-        history = [(s.text, s.executed) for s in episode.steps[: b.step]]
-        moves = [b.expert, *b.branches]
-        out.append(
-            Transitions(
-                agent.encode_state(episode.goal, step.text, history),
-                [agent.encode_action(m.action) for m in moves],
-                _token_set(agent, step.text),
-                [_token_set(agent, m.next_text) for m in moves],
-            )
-        )
-    return out
+def encode_transition(agent: Agent, episode: Episode, state: BranchedState) -> Transitions:
+    """Tokenize a state branched from ``episode`` the way ``agent`` sees states (goal,
+    observation, history), with the next-observation token sets of every move from it."""
+    step = episode.steps[state.step]
+    history = [(s.text, s.executed) for s in episode.steps[: state.step]]
+    moves = [state.expert, *state.branches]
+    return Transitions(
+        agent.encode_state(episode.goal, step.text, history),
+        [agent.encode_action(m.action) for m in moves],
+        _token_set(agent, step.text),
+        [_token_set(agent, m.next_text) for m in moves],
+    )
 
 
 def _token_set(agent: Agent, text: str) -> list[int]:
@@ -203,7 +198,7 @@ def _f1(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate_world_model(
-    agent: Agent, val: list[Transitions], target: str, batch_size: int = 64
+    agent: Agent, val: Sequence[Transitions], target: str, batch_size: int = 64
 ) -> dict[str, float]:
     """Validation loss, token F1 of the predicted next observation, and copying's F1."""
     agent.model.eval()
@@ -224,8 +219,8 @@ def validate_world_model(
 
 def world_modeling(
     agent: Agent,
-    train: list[Transitions],
-    val: list[Transitions],
+    train: Sequence[Transitions],
+    val: Sequence[Transitions],
     *,
     target: str,
     max_updates: int,
@@ -283,12 +278,15 @@ def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dic
     """Run implicit world modeling end to end; write ``agent.pt`` and ``metrics.json`` (and
     ``rollouts.jsonl`` when it collects them) to ``config.out``."""
     dataset, agent, train_eps, val, writer = start_run(config, "iwm", agent_config)
-    branched = list(load_rollouts(_rollouts_file(config, dataset), dataset))
+    # Transitions of the validation episodes validate the world model; streamed from the
+    # rollout file into stores on disk, one branched state at a time.
     train_seeds = {e.seed for e in train_eps}
-    encoded = encode_transitions(agent, dataset.episodes, branched)
-    in_val = [dataset.episodes[b.episode].seed not in train_seeds for b in branched]
-    wm_train = [t for t, v in zip(encoded, in_val, strict=True) if not v]
-    wm_val = [t for t, v in zip(encoded, in_val, strict=True) if v]
+    wm_train = TokenStore(Transitions, directory=config.out)
+    wm_val = TokenStore(Transitions, directory=config.out)
+    for state in load_rollouts(_rollouts_file(config, dataset), dataset):
+        episode = dataset.episodes[state.episode]
+        store = wm_train if episode.seed in train_seeds else wm_val
+        store.append(encode_transition(agent, episode, state))
 
     wm = world_modeling(
         agent,
@@ -305,7 +303,7 @@ def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dic
         progress=config.progress,
     )
 
-    decisions = encode_decisions(agent, train_eps)
+    decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
     fit = fit_policy(agent, decisions, val, config, writer, wm["wm_updates"], config.bc_updates)
     metrics = {
         **base_metrics(config, "iwm", dataset),

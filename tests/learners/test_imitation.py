@@ -105,5 +105,5 @@ def test_history_follows_the_executed_command() -> None:
         Step("x", ["a"], "a"),
     ]
     episode = Episode(seed=0, goal="g", success=False, final_text="y", steps=steps)
-    second = encode_decisions(agent, [episode])[1]
+    second = list(encode_decisions(agent, [episode]))[1]
     assert second.state == agent.encode_state("g", "x", [("at door", "go left")])

@@ -13,7 +13,7 @@ from learners.data import DatasetError, collect_demos, load_dataset
 from learners.rollouts import collect_rollouts, load_rollouts
 from learners.world_model import (
     IWMConfig,
-    encode_transitions,
+    encode_transition,
     parse_k,
     train_iwm,
     validate_world_model,
@@ -38,7 +38,7 @@ def _transitions(files, agent: Agent, episodes: slice):
     demos, rollouts = files
     dataset = load_dataset(demos)
     branched = [b for b in load_rollouts(rollouts, dataset) if b.episode in range(30)[episodes]]
-    return encode_transitions(agent, dataset.episodes, branched)
+    return [encode_transition(agent, dataset.episodes[b.episode], b) for b in branched]
 
 
 @pytest.mark.parametrize("target", ["delta", "next"])
