@@ -198,7 +198,7 @@ def _f1(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate_world_model(
-    agent: Agent, val: Sequence[Transitions], target: str, batch_size: int = 64
+    agent: Agent, val: Sequence[Transitions], target: str, batch_size: int = 16
 ) -> dict[str, float]:
     """Validation loss, token F1 of the predicted next observation, and copying's F1."""
     agent.model.eval()
