@@ -32,7 +32,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -584,16 +583,10 @@ def build_report(
 
 # ---------------------------------------------------------------------------- plots
 def _save_png(fig: Any, path: Path) -> None:
-    # Render to a temp name beside the target, then rename: never a half-written PNG.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from agents.files import atomic_write  # see write_report
+
+    with atomic_write(path, "wb") as f:  # never a half-written PNG
+        fig.savefig(f, format="png", dpi=110)
 
 
 def _grid(n: int) -> tuple[int, int]:
