@@ -16,9 +16,7 @@ from learners.world_model import Transitions
 
 ids = st.lists(st.integers(0, 2**31 - 1), max_size=12)
 decisions = st.builds(Decision, ids, st.lists(ids, max_size=6), st.integers(0, 50))
-transitions = st.builds(
-    Transitions, ids, st.lists(ids, max_size=4), ids, st.lists(ids, max_size=4)
-)
+transitions = st.builds(Transitions, ids, st.lists(ids, max_size=4), ids, st.lists(ids, max_size=4))
 
 
 @settings(max_examples=60, derandomize=True, deadline=None)
