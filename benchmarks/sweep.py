@@ -17,6 +17,9 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -25,16 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm
 
 from agents import AgentConfig
 from agents.model import ModelConfig
 from benchmarks.results import RESULTS_FILE, append_result, config_hash, read_results
 from envs import resolve_id
-from learners.data import collect_demos, load_dataset
+from learners.data import VERSION as DEMOS_VERSION
+from learners.data import collect_demos, iter_records, load_dataset
 from learners.evaluate import evaluate_expert
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
 from learners.rl import RLConfig, train_rl
+from learners.rollouts import VERSION as ROLLOUTS_VERSION
 from learners.rollouts import collect_rollouts
 from learners.world_model import IWMConfig, train_iwm
 
@@ -380,10 +386,15 @@ def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: boo
     """Collect the setting's demos (and rollouts) once; return the expert's test success."""
     data = data_dir(results_dir, env_id)
     kwargs = profile.env_kwargs.get(env_id, {})
-    demos = data / "demos.jsonl"
+    demos, rollouts = data / "demos.jsonl", data / "rollouts.jsonl"
+    for path, version in ((demos, DEMOS_VERSION), (rollouts, ROLLOUTS_VERSION)):
+        if _outdated(path, version):
+            # Collection is deterministic, so finished runs keep the same data; only the
+            # format changed (e.g. checksums added).
+            print(f"{path}: written by an older earlyexp; collecting it again", file=sys.stderr)
+            path.unlink()
     if not demos.exists():
         collect_demos(env_id, profile.full_budget, demos, env_kwargs=kwargs, progress=False)
-    rollouts = data / "rollouts.jsonl"
     if need_rollouts and not rollouts.exists():
         k = None if profile.k == "all" else int(profile.k)
         collect_rollouts(load_dataset(demos, env_id), demos, rollouts, k=k, progress=False)
@@ -391,14 +402,35 @@ def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: boo
     return expert.success_rate
 
 
+def _outdated(path: Path, version: int) -> bool:
+    if not path.exists():
+        return False
+    _, header = next(iter_records(path))
+    return header.get("version") != version
+
+
 Executor = Callable[[list[dict], RunContext], Iterator[tuple[dict, Any]]]
+
+
+def _init_worker() -> None:
+    """Set up a pool worker so that the parent can stop it at any moment."""
+    # A terminal's Ctrl-C reaches every process of the group. Only the parent acts on it (it
+    # terminates the workers): a worker's own KeyboardInterrupt would print a traceback (an
+    # idle worker) or come back as a run's result.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock includes a multiprocessing lock, inherited through fork, that every
+    # bar takes, disabled or not: a worker terminated while holding it would leave the
+    # parent's progress bar waiting forever. Each worker gets a lock of its own.
+    lock = threading.RLock()
+    for bar in (std_tqdm, tqdm):
+        bar.set_lock(lock)
 
 
 def local_executor(jobs: int) -> Executor:
     """Run specs in a pool of ``jobs`` processes; yield ``(spec, row or exception)``."""
 
     def execute(specs: list[dict], context: RunContext):
-        pool = ProcessPoolExecutor(max_workers=jobs)
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
         futures: dict[Future, dict] = {pool.submit(run, spec, context): spec for spec in specs}
         try:
             pending = set(futures)
@@ -408,12 +440,19 @@ def local_executor(jobs: int) -> Executor:
                     error = future.exception()
                     yield futures[future], error if error is not None else future.result()
         except BaseException:
-            # Ctrl-C or the caller stopped: drop queued runs and stop the workers now
-            # (ProcessPoolExecutor has no public way to terminate its workers before 3.14)
+            # Ctrl-C or the caller stopped: stop the workers now (ProcessPoolExecutor has no
+            # public way to terminate its workers before 3.14), then drop queued runs and wait
+            # for the pool's thread: left running, it races the interpreter's exit, which then
+            # can print an ignored "Bad file descriptor" traceback (seen with CPython 3.11).
             workers = list((pool._processes or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
             for process in workers:
                 process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            # A worker stopped mid-write leaves its temporary file (agents.files.atomic_write)
+            # in its run's directory; the run itself is redone on resume.
+            for spec in specs:
+                for stray in run_dir(Path(context.results_dir), spec).glob(".*.tmp"):
+                    stray.unlink(missing_ok=True)
             raise
         pool.shutdown()
 

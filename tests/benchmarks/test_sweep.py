@@ -167,3 +167,20 @@ def test_ray_backend_on_a_local_instance_runs_a_user_env(tmp_path: Path) -> None
         assert json.dumps([row["success"], row["updates"]]) == json.dumps(
             [twin["success"], twin["updates"]]
         )
+
+
+def test_prepare_recollects_data_of_an_older_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
+
+    env_id = "toy/Corridor-v0"
+    sweep.prepare(SMOKE, env_id, tmp_path, need_rollouts=True)
+    data = sweep.data_dir(tmp_path, env_id)
+    current = {name: (data / name).read_bytes() for name in ("demos.jsonl", "rollouts.jsonl")}
+    for name, content in current.items():  # what an earlier earlyexp (format version 1) left
+        (data / name).write_bytes(content.replace(b'"version": 2', b'"version": 1', 1))
+    sweep.prepare(SMOKE, env_id, tmp_path, need_rollouts=True)
+    assert {name: (data / name).read_bytes() for name in current} == current
+    err = capsys.readouterr().err
+    assert err.count("written by an older earlyexp; collecting it again") == 2, err
