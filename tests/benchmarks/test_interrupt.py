@@ -33,6 +33,10 @@ KEPT = re.compile(
 )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _bench(out: Path) -> list[str]:
     return [
         sys.executable,
@@ -83,6 +87,10 @@ def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resumes(tmp_path: Path
             _bench(out),
             env=env,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            # A terminal's foreground job takes SIGINT's default action; a job started in the
+            # background by a non-interactive shell (a CI script, nohup ... &) inherits
+            # SIG_IGN, and Python then never raises KeyboardInterrupt.
+            preexec_fn=_default_sigint,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
