@@ -7,7 +7,7 @@ plus the expert's own transition); no reward is used. Stage 2 is behaviour cloni
 expert demos, starting from the stage-1 weights, with the same early stopping as BC.
 
 Reads top to bottom: load the demo budget -> rollouts (read, or collect them from the demos)
--> tokenize transitions and their next-observation targets -> stage 1 (world modeling) ->
+-> stream them, tokenized with their next-observation targets, into on-disk stores -> stage 1 (world modeling) ->
 stage 2 (BC) -> save the agent -> evaluate on the test split beside a random policy.
 
 Targets (``--target``). The next observation is a bag of hashed tokens, predicted per token
