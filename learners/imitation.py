@@ -3,9 +3,9 @@
 DAgger (below BC) adds rounds of learner rollouts labelled by the env's expert.
 
 Reads top to bottom: load demos -> split episodes into train/validation -> tokenize into
-on-disk stores (learners/store.py) ->
-minibatch cross-entropy over each state's admissible commands -> keep the weights with the
-best validation accuracy -> save the agent -> evaluate on the test split beside a random policy.
+on-disk stores (learners/store.py) -> minibatch cross-entropy over each state's admissible
+commands -> keep the weights with the best validation accuracy -> save the agent ->
+evaluate on the test split beside a random policy.
 """
 
 from __future__ import annotations
