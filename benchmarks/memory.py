@@ -55,12 +55,11 @@ from benchmarks.sweep import (
     RunContext,
     check_selection,
     imitation_spec,
-    prepare,
+    prepare_all,
     rl_spec,
     run,
     versions,
 )
-from envs import resolve_id
 
 #: The limit the largest run is checked against (4 GiB).
 LIMIT_BYTES = 4 * 1024**3
@@ -196,19 +195,10 @@ def measure(
     budget = max(profile.budgets) if budget is None else budget
     if not 0 < budget <= 1:
         raise ValueError(f"budget must be a fraction in (0, 1], got {budget}")
-    work_dir = Path(work_dir)
-    given = list(env_ids or SETTINGS)
-    env_ids = [resolve_id(env_id) for env_id in given]
-    imports = tuple(sorted({env_id.split(":")[0] for env_id in given if ":" in env_id}))
     learners = list(learners or IMITATION_LEARNERS + RL_LEARNERS)
-    specs = memory_plan(profile, env_ids, learners, budget, seed)
-
-    need_rollouts = any(name.startswith("iwm") for name in learners)
-    expert = {
-        env_id: prepare(profile, env_id, work_dir, need_rollouts)
-        for env_id in tqdm(env_ids, desc="preparing demos", disable=not progress, leave=False)
-    }
-    context = RunContext(str(work_dir), expert, imports)
+    check_selection(profile, learners)
+    context = prepare_all(profile, Path(work_dir), env_ids or SETTINGS, learners, progress)
+    specs = memory_plan(profile, list(context.expert_success), learners, budget, seed)
 
     rows: list[dict[str, Any]] = []
     with tqdm(

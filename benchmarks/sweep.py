@@ -402,6 +402,25 @@ def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: boo
     return expert.success_rate
 
 
+def prepare_all(
+    profile: Profile,
+    results_dir: Path,
+    env_ids: list[str],
+    learners: list[str],
+    progress: bool = True,
+) -> RunContext:
+    """:func:`prepare` every setting of ``env_ids`` (resolved; ``module:id`` modules are
+    imported in every worker too) for ``learners``; return the context their runs share."""
+    resolved = [resolve_id(env_id) for env_id in env_ids]
+    imports = tuple(sorted({env_id.split(":")[0] for env_id in env_ids if ":" in env_id}))
+    need_rollouts = any(name.startswith("iwm") for name in learners)
+    expert = {
+        env_id: prepare(profile, env_id, results_dir, need_rollouts)
+        for env_id in tqdm(resolved, desc="preparing demos", disable=not progress, leave=False)
+    }
+    return RunContext(str(results_dir), expert, imports)
+
+
 def _outdated(path: Path, version: int) -> bool:
     if not path.exists():
         return False
@@ -509,9 +528,6 @@ def sweep(
 ) -> SweepOutcome:
     """Run every run of ``profile`` not yet in ``results_dir/results.jsonl``."""
     results_dir = Path(results_dir)
-    given = list(env_ids or SETTINGS)
-    env_ids = [resolve_id(env_id) for env_id in given]
-    imports = tuple(sorted({env_id.split(":")[0] for env_id in given if ":" in env_id}))
     learners = list(learners or IMITATION_LEARNERS + RL_LEARNERS)
     check_selection(profile, learners)
     executor = executor or local_executor(os.cpu_count() or 1)
@@ -519,16 +535,10 @@ def sweep(
     existing = read_results(results_file)
     outcome = SweepOutcome(problems=list(existing.problems))
     done = existing.done()
-    phases = plan(profile, env_ids, learners)
+    context = prepare_all(profile, results_dir, env_ids or SETTINGS, learners, progress)
+    phases = plan(profile, list(context.expert_success), learners)
     total = sum(len(phase) for phase in phases)
     outcome.skipped = sum(config_hash(spec) in done for phase in phases for spec in phase)
-
-    need_rollouts = any(name.startswith("iwm") for name in learners)
-    expert = {
-        env_id: prepare(profile, env_id, results_dir, need_rollouts)
-        for env_id in tqdm(env_ids, desc="preparing demos", disable=not progress, leave=False)
-    }
-    context = RunContext(str(results_dir), expert, imports)
 
     bar = tqdm(
         total=total,
