@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,16 +82,29 @@ def resolve_id(env_id: str) -> str:
         raise TypeError(f"an env id is a string, got {type(env_id).__name__}")
     if ":" in env_id:
         module, env_id = env_id.split(":", 1)
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ValueError(f"cannot import module {module!r} for env {env_id!r}: {exc}") from exc
+        import_user_module(module, f"env {env_id!r}")
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown env id {env_id!r}; registered: {', '.join(registered_ids())}. "
             "A user env registers itself when its module is imported: pass 'module:id'."
         )
     return env_id
+
+
+def import_user_module(module: str, what: str) -> None:
+    """Import the user's ``module`` (of a ``module:id`` or ``module:name``) for ``what``.
+
+    Like ``python -m``, the current directory is searched too, so ``mypkg/lights.py`` beside
+    the shell works from the ``earlyexp`` console script; it is searched last, so it never
+    shadows an installed package.
+    """
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module!r} for {what}: {exc}") from exc
 
 
 def registered_ids() -> list[str]:

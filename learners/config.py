@@ -1,60 +1,156 @@
-"""Flat learner configs (CleanRL style): each field carries its help text, so the CLI, the
-docs and the logged config table all come from the dataclass itself."""
+"""Learner configs (CleanRL style): one flat dataclass per learner, each field documented.
+
+Every config derives from :class:`RunConfig`, which holds what every run has (env, output
+directory, seed, evaluation, logging, the model architecture) and validates itself one way:
+bounds and choices are declared on the field (:func:`option`), types are checked against the
+annotations, and a config adds cross-field rules by extending :meth:`RunConfig.problems`.
+A bad value is a ``ValueError`` naming every problem at once.
+
+The CLI, the docs, the logged config table and a results row's reproducing command all come
+from the dataclass itself: each field is a ``--flag`` of ``earlyexp train``, and the model
+architecture (:class:`agents.ModelConfig`) is one flag group shared by every learner.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
-from typing import Any, get_type_hints
+import inspect
+import json
+import shlex
+import textwrap
+import types
+from collections.abc import Iterable, Sequence
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from agents import ModelConfig
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
-    """A dataclass field with a default and the help text the CLI shows for it."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def option(
+    default: Any,
+    help: str,  # noqa: A002 - mirrors argparse's name
+    *,
+    low: float | None = None,
+    choices: Sequence[Any] | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A config field with its help text, and optionally its lowest value or its choices."""
+    metadata = {"help": help, "low": low, "choices": tuple(choices) if choices else None}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-def add_config_arguments(
-    parser: argparse.ArgumentParser, config_type: type, skip: set[str] = frozenset()
-) -> None:
-    """Add one ``--flag`` per field of ``config_type`` (``snake_case`` becomes ``--snake-case``)."""
-    add_learner_arguments(parser, {"": config_type}, skip, suppress=False)
+#: Fields a results row's command leaves to the caller's defaults (they do not change results).
+_NOT_IN_COMMAND = frozenset({"env_id", "learner", "model"})
 
 
-def add_learner_arguments(
-    parser: argparse.ArgumentParser,
-    configs: dict[str, type],
-    skip: set[str] = frozenset(),
-    suppress: bool = True,
-) -> None:
-    """One ``--flag`` per field of any of ``configs`` (learner name -> config type).
+@dataclasses.dataclass
+class RunConfig:
+    """What every learner's run has. Subclass it; every field is a flag of ``earlyexp train``."""
 
-    With ``suppress``, a flag the user does not give stays out of the parsed namespace, so
-    :func:`config_from_args` keeps each learner's own default; the help text lists the
-    defaults per learner where they differ.
-    """
-    seen: dict[str, list[tuple[str, Any, dataclasses.Field]]] = {}
-    for learner, config_type in configs.items():
-        hints = get_type_hints(config_type)
-        for field in dataclasses.fields(config_type):
-            if field.name not in skip:
-                seen.setdefault(field.name, []).append((learner, hints[field.name], field))
-    for name, owners in seen.items():
-        _, kind, field = owners[0]
-        defaults = {f.default for _, _, f in owners}
-        if len(defaults) == 1:
-            default_text = f"default: {field.default}"
-        else:
-            default_text = "; ".join(f"{who}: {f.default}" for who, _, f in owners)
-        if len(owners) < len(configs):
-            default_text = f"{'/'.join(who for who, _, _ in owners)} only; {default_text}"
-        help_text = f"{field.metadata.get('help', '')} ({default_text})"
-        default = argparse.SUPPRESS if suppress else field.default
-        flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            action = argparse.BooleanOptionalAction
-            parser.add_argument(flag, action=action, default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=_scalar(kind), default=default, help=help_text)
+    env_id: str = option(
+        "earlyexp/Household-v0", "the env trained on (train split) and evaluated on (test split)"
+    )
+    learner: str = option(
+        "", "the registered learner this run trains as (set by `earlyexp train --learner`)"
+    )
+    out: str = option("runs/run", "directory for ``agent.pt`` and ``metrics.json``")
+    seed: int = option(0, "seeds the model's initial weights and every random choice of the run")
+    eval_episodes: int = option(
+        50, "test-split episodes for the final evaluation (0 skips it)", low=0
+    )
+    log_dir: str = option(
+        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__{learner}__{seed}__{time}``"
+    )
+    progress: bool = option(True, "show progress bars")
+    model: ModelConfig | None = option(
+        None, "architecture of a fresh agent (the model flag group); None = ModelConfig()"
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # from JSON (a results row, a profile)
+            self.model = ModelConfig(**self.model)
+        problems = self.problems()
+        if problems:
+            raise ValueError(f"invalid {type(self).__name__}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every bad value, as text; subclasses extend it with their cross-field rules."""
+        problems = []
+        hints = get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            kind = hints[field.name]
+            if not _has_type(value, kind):
+                problems.append(
+                    f"{field.name} must be {_type_name(kind)}, got {type(value).__name__} "
+                    f"{value!r}"
+                )
+                continue
+            low, choices = field.metadata.get("low"), field.metadata.get("choices")
+            if low is not None and value is not None and value < low:
+                problems.append(f"{field.name} must be >= {low:g}, got {value}")
+            if choices and value is not None and value not in choices:
+                listed = ", ".join(map(str, choices))
+                problems.append(f"{field.name} {value!r} is not one of {listed}")
+        return problems
+
+
+def _has_type(value: Any, kind: Any) -> bool:
+    if kind is Any:
+        return True
+    if get_origin(kind) in (Union, types.UnionType):
+        return any(_has_type(value, member) for member in get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = get_origin(kind)
+    return isinstance(value, origin or kind)
+
+
+def _type_name(kind: Any) -> str:
+    if get_origin(kind) in (Union, types.UnionType):
+        return " or ".join(_type_name(member) for member in get_args(kind))
+    if kind is type(None):
+        return "None"
+    return getattr(get_origin(kind) or kind, "__name__", str(kind))
+
+
+# -- the command line -----------------------------------------------------------------------
+def field_help(config_type: type) -> dict[str, str]:
+    """Help text of each field: its ``option`` help, else its attribute docstring."""
+    docs: dict[str, str] = {}
+    for klass in reversed(config_type.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # no source (a class built at run time)
+            continue
+        body = tree.body[0].body
+        for node, after in zip(body, body[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    for field in dataclasses.fields(config_type):
+        if field.metadata.get("help"):
+            docs[field.name] = field.metadata["help"]
+    return docs
+
+
+def flag(name: str) -> str:
+    """``snake_case`` field name -> ``--snake-case``."""
+    return "--" + name.replace("_", "-")
 
 
 def config_fields(config_type: type) -> set[str]:
@@ -62,17 +158,133 @@ def config_fields(config_type: type) -> set[str]:
     return {f.name for f in dataclasses.fields(config_type)}
 
 
+#: The model flag group: every ModelConfig field is a flag of every learner.
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+def add_learner_arguments(
+    parser: argparse.ArgumentParser,
+    configs: dict[str, type],
+    skip: Iterable[str] = (),
+) -> None:
+    """One ``--flag`` per field of any of ``configs`` (learner name -> config type), and the
+    model architecture as a flag group.
+
+    A flag the user does not give stays out of the parsed namespace, so
+    :func:`config_from_args` keeps each learner's own default; the help text names the learners
+    a flag belongs to and their defaults where they differ.
+    """
+    skip = set(skip) | {"model"}
+    seen: dict[str, list[tuple[str, Any, dataclasses.Field, str]]] = {}
+    for learner, config_type in configs.items():
+        hints, docs = get_type_hints(config_type), field_help(config_type)
+        for field in dataclasses.fields(config_type):
+            if field.name not in skip:
+                entry = (learner, hints[field.name], field, docs.get(field.name, ""))
+                seen.setdefault(field.name, []).append(entry)
+    clash = sorted(set(seen) & set(MODEL_FIELDS))
+    if clash:
+        raise ValueError(f"learner config fields {clash} clash with the model's flags")
+    for name, owners in seen.items():
+        _, kind, field, doc = owners[0]
+        defaults = {repr(_default(f)) for _, _, f, _ in owners}
+        if len(defaults) == 1:
+            default_text = f"default: {_default(field)}"
+        else:
+            default_text = "; ".join(f"{who}: {_default(f)}" for who, _, f, _ in owners)
+        if len(owners) < len(configs):
+            default_text = f"{'/'.join(who for who, _, _, _ in owners)} only; {default_text}"
+        _add(parser, name, kind, f"{doc} ({default_text})", field.metadata.get("choices"))
+
+    group = parser.add_argument_group(
+        "model", "architecture of a fresh agent (agents.ModelConfig); every learner takes these"
+    )
+    hints, docs = get_type_hints(ModelConfig), field_help(ModelConfig)
+    for field in dataclasses.fields(ModelConfig):
+        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        _add(group, field.name, hints[field.name], help_text, None)
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _add(parser: Any, name: str, kind: Any, help_text: str, choices: Any) -> None:
+    if kind is bool:
+        parser.add_argument(
+            flag(name),
+            action=argparse.BooleanOptionalAction,
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+        return
+    parser.add_argument(
+        flag(name),
+        type=_parser_of(kind),
+        default=argparse.SUPPRESS,
+        choices=choices,
+        help=help_text,
+    )
+
+
+def _parser_of(kind: Any) -> Any:
+    # ``int | None`` and friends: parse as the non-None member; a dict is given as JSON.
+    members = [k for k in get_args(kind) or (kind,) if k is not type(None)]
+    member = members[0]
+    if (get_origin(member) or member) is dict:
+        return _json_object
+    return member
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
 def config_from_args(config_type: type, args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build ``config_type`` from parsed arguments (fields absent from ``args`` keep defaults)."""
+    """Build ``config_type`` from parsed arguments (fields absent from ``args`` keep defaults;
+    model flags, when any is given, make the model config)."""
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_type)
-        if hasattr(args, f.name)
+        if f.name != "model" and hasattr(args, f.name)
     }
+    model = {name: getattr(args, name) for name in MODEL_FIELDS if hasattr(args, name)}
+    if model:
+        values["model"] = ModelConfig(**model)
     return config_type(**{**values, **overrides})
 
 
-def _scalar(kind: Any) -> type:
-    # ``int | None`` and friends: parse as the non-None member.
-    members = [k for k in getattr(kind, "__args__", (kind,)) if k is not type(None)]
-    return members[0]
+def command_line(config: RunConfig, defaults: RunConfig) -> str:
+    """The ``earlyexp train`` command that rebuilds ``config``: every field that differs from
+    ``defaults`` (the learner's registered defaults), and the model flags that differ from
+    ``ModelConfig()``."""
+    words = ["earlyexp", "train", config.env_id, "--learner", config.learner]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name in _NOT_IN_COMMAND or value == getattr(defaults, field.name):
+            continue
+        words += _flag_words(field.name, value)
+    model = config.model if config.model is not None else ModelConfig()
+    for field in dataclasses.fields(ModelConfig):
+        value = getattr(model, field.name)
+        if value != field.default:
+            words += _flag_words(field.name, value)
+    return shlex.join(words)
+
+
+def _flag_words(name: str, value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return [flag(name) if value else "--no-" + name.replace("_", "-")]
+    if value is None:
+        raise ValueError(f"{name}=None differs from its default but has no flag")
+    if isinstance(value, dict):
+        return [flag(name), json.dumps(value, sort_keys=True)]
+    return [flag(name), str(value)]

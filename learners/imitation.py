@@ -11,8 +11,7 @@ evaluate on the test split beside a random policy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, AgentConfig, collate
+from agents import Agent, collate
 from envs import make
-from learners.config import option
+from learners.config import RunConfig, option
 from learners.data import (
     Dataset,
     Decision,
@@ -31,40 +30,31 @@ from learners.data import (
     load_dataset,
     run_expert_episode,
 )
-from learners.evaluate import evaluate_agent
+from learners.lifecycle import Run
 from learners.store import TokenStore
-from learners.tracking import log_evaluation, open_writer, run_name, write_json
 from learners.training import fit_early_stopped
 
 
 @dataclass
-class BCConfig:
-    """Behaviour cloning. Every field is a CLI flag of ``earlyexp train --learner bc``."""
+class BCConfig(RunConfig):
+    """Behaviour cloning. Every field is a flag of ``earlyexp train --learner bc``."""
 
-    env_id: str = option(
-        "earlyexp/Household-v0", "the env the demos come from and the agent is evaluated on"
-    )
-    demos: str = option("demos.jsonl", "expert dataset file (from ``earlyexp collect``)")
+    learner: str = option("bc", "the registered learner this run trains as")
     out: str = option("runs/bc", "directory for ``agent.pt`` and ``metrics.json``")
-    seed: int = option(
-        0, "seeds the model's initial weights, the validation split and the minibatch order"
-    )
+    demos: str = option("demos.jsonl", "expert dataset file (from ``earlyexp collect``)")
     episodes: int | None = option(
-        None, "use only the first N demo episodes (a data budget); None = all"
+        None, "use only the first N demo episodes (a data budget); None = all", low=1
     )
-    max_updates: int = option(3000, "gradient updates at most (early stopping usually ends sooner)")
-    batch_size: int = option(32, "decisions per minibatch")
-    learning_rate: float = option(1e-3, "Adam step size")
+    max_updates: int = option(
+        3000, "gradient updates at most (early stopping usually ends sooner)", low=1
+    )
+    batch_size: int = option(32, "decisions per minibatch", low=1)
+    learning_rate: float = option(1e-3, "Adam step size", low=0)
     val_fraction: float = option(
-        0.2, "fraction of demo episodes held out for early stopping (at least one episode)"
+        0.2, "fraction of demo episodes held out for early stopping (at least one episode)", low=0
     )
-    val_every: int = option(50, "updates between validation passes")
-    patience: int = option(10, "validation passes without improvement before stopping")
-    eval_episodes: int = option(50, "test-split episodes for the final evaluation (0 skips it)")
-    log_dir: str = option(
-        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__{learner}__{seed}__{time}``"
-    )
-    progress: bool = option(True, "show progress bars")
+    val_every: int = option(50, "updates between validation passes", low=1)
+    patience: int = option(10, "validation passes without improvement before stopping", low=1)
 
 
 def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -165,13 +155,14 @@ def behaviour_cloning(
     }
 
 
-def train_bc(config: BCConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+def train_bc(config: BCConfig) -> dict[str, Any]:
     """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset, agent, train_eps, val, writer = start_run(config, "bc", agent_config)
-    train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
-    fit = fit_policy(agent, train, val, config, writer)
-    metrics = {**base_metrics(config, "bc", dataset), **fit}
-    return finish_run(agent, config, "bc", dataset, writer, metrics, fit["updates"])
+    with Run(config) as run:
+        dataset, agent, train_eps, val = load_demos(run)
+        train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+        fit = fit_policy(agent, train, val, config, run.writer)
+        metrics = {**demo_metrics(dataset), **fit}
+        return run.finish(agent, metrics, step=fit["updates"], env_kwargs=dataset.env_kwargs)
 
 
 @dataclass
@@ -179,8 +170,10 @@ class DAggerConfig(BCConfig):
     """DAgger: BC on the demos, then rounds of rolling out the learner on the train split,
     labelling every state it visits with the env's expert, and retraining on all labels."""
 
-    iterations: int = option(4, "rounds of learner rollouts labelled by the expert")
-    rollouts: int = option(20, "learner episodes per round (fresh train instances)")
+    learner: str = option("dagger", "the registered learner this run trains as")
+    out: str = option("runs/dagger", "directory for ``agent.pt`` and ``metrics.json``")
+    iterations: int = option(4, "rounds of learner rollouts labelled by the expert", low=0)
+    rollouts: int = option(20, "learner episodes per round (fresh train instances)", low=1)
 
 
 #: DAgger's rollouts use train-split instance seeds from here on, away from the demos'.
@@ -196,53 +189,50 @@ def run_learner_episode(env: Any, agent: Agent, seed: int, rng: np.random.Genera
     )
 
 
-def train_dagger(config: DAggerConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+def train_dagger(config: DAggerConfig) -> dict[str, Any]:
     """Run DAgger end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
-    dataset, agent, train_eps, val, writer = start_run(config, "dagger", agent_config)
-    env = make(config.env_id, split="train", **dataset.env_kwargs)
-    rng = np.random.default_rng(config.seed)
-    train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
-    labelled_steps = sum(len(e.steps) for e in train_eps)
-    fit = fit_policy(agent, train, val, config, writer)
-    updates, learner_success = fit["updates"], []
-    for round_ in range(config.iterations):
-        first = DAGGER_SEED + round_ * config.rollouts
-        rollouts = [
-            run_learner_episode(env, agent, s, rng) for s in range(first, first + config.rollouts)
-        ]
-        learner_success.append(float(np.mean([e.success for e in rollouts])))
-        writer.add_scalar("charts/dagger_rollout_success", learner_success[-1], updates)
-        train.extend(encode_decisions(agent, rollouts))  # aggregate: every label so far
-        labelled_steps += sum(len(e.steps) for e in rollouts)
-        fit = fit_policy(agent, train, val, config, writer, updates)
-        updates += fit["updates"]
-    env.close()
-    metrics = {
-        **base_metrics(config, "dagger", dataset),
-        **fit,
-        "updates": updates,
-        "labelled_steps": labelled_steps,
-        "rollout_success": learner_success,
-    }
-    return finish_run(agent, config, "dagger", dataset, writer, metrics, updates)
+    with Run(config) as run:
+        dataset, agent, train_eps, val = load_demos(run)
+        env = make(config.env_id, split="train", **dataset.env_kwargs)
+        rng = np.random.default_rng(config.seed)
+        train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+        labelled_steps = sum(len(e.steps) for e in train_eps)
+        fit = fit_policy(agent, train, val, config, run.writer)
+        updates, learner_success = fit["updates"], []
+        for round_ in range(config.iterations):
+            first = DAGGER_SEED + round_ * config.rollouts
+            rollouts = [
+                run_learner_episode(env, agent, s, rng)
+                for s in range(first, first + config.rollouts)
+            ]
+            learner_success.append(float(np.mean([e.success for e in rollouts])))
+            run.writer.add_scalar("charts/dagger_rollout_success", learner_success[-1], updates)
+            train.extend(encode_decisions(agent, rollouts))  # aggregate: every label so far
+            labelled_steps += sum(len(e.steps) for e in rollouts)
+            fit = fit_policy(agent, train, val, config, run.writer, updates)
+            updates += fit["updates"]
+        env.close()
+        metrics = {
+            **demo_metrics(dataset),
+            **fit,
+            "updates": updates,
+            "labelled_steps": labelled_steps,
+            "rollout_success": learner_success,
+        }
+        return run.finish(agent, metrics, step=updates, env_kwargs=dataset.env_kwargs)
 
 
-def start_run(
-    config: BCConfig, learner: str, agent_config: AgentConfig | None
-) -> tuple[Dataset, Agent, list[Episode], TokenStore[Decision], SummaryWriter]:
-    """Load the demo budget, build the seeded agent, hold out validation episodes (their
-    decisions tokenized into a store on disk, in ``config.out``), open the log."""
+def load_demos(run: Run) -> tuple[Dataset, Agent, list[Episode], TokenStore[Decision]]:
+    """Load the demo budget of ``run.config``, build the run's fresh agent, and hold out
+    validation episodes (their decisions tokenized into a store on disk, in ``config.out``)."""
+    config = run.config
     dataset = load_dataset(config.demos, env_id=config.env_id)
     if config.episodes is not None:
         dataset = dataset.subset(config.episodes)
-    torch.manual_seed(config.seed)
-    agent = Agent(agent_config, seed=config.seed)
+    agent = run.new_agent()
     train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
-    name = run_name(config.env_id, learner, config.seed)
-    writer = open_writer(config.log_dir, name, asdict(config))
-    Path(config.out).mkdir(parents=True, exist_ok=True)
     val = TokenStore(Decision, encode_decisions(agent, val_eps), config.out)
-    return dataset, agent, train_eps, val, writer
+    return dataset, agent, train_eps, val
 
 
 def fit_policy(
@@ -272,39 +262,6 @@ def fit_policy(
     )
 
 
-def base_metrics(config: BCConfig, learner: str, dataset: Dataset) -> dict[str, Any]:
-    """What every imitation-family run reports: env, learner, seed and the demo budget."""
-    return {
-        "env_id": config.env_id,
-        "learner": learner,
-        "seed": config.seed,
-        "demo_episodes": len(dataset.episodes),
-        "demo_steps": dataset.num_steps,
-    }
-
-
-def finish_run(
-    agent: Agent,
-    config: BCConfig,
-    learner: str,
-    dataset: Dataset,
-    writer: SummaryWriter,
-    metrics: dict[str, Any],
-    step: int,
-) -> dict[str, Any]:
-    """Save the agent, evaluate it on the test split (logged at ``step``), write metrics."""
-    out = Path(config.out)
-    agent.save(out / "agent.pt", meta={"env_id": config.env_id, "learner": learner, **metrics})
-    if config.eval_episodes > 0:
-        results = evaluate_agent(
-            agent,
-            config.env_id,
-            episodes=config.eval_episodes,
-            env_kwargs=dataset.env_kwargs,
-            progress=config.progress,
-        )
-        metrics["eval"] = {name: r.as_dict() for name, r in results.items()}
-        log_evaluation(writer, results, step)
-    writer.close()
-    write_json(out / "metrics.json", metrics)
-    return metrics
+def demo_metrics(dataset: Dataset) -> dict[str, Any]:
+    """What every run trained on demos reports about its data: the demo budget."""
+    return {"demo_episodes": len(dataset.episodes), "demo_steps": dataset.num_steps}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,56 +39,54 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import set_random_seed
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel
 from agents.tokenizer import PAD
 from envs import make
-from learners.config import option
+from learners.config import RunConfig, option
 from learners.evaluate import EvalResult, evaluate_agent
-from learners.tracking import log_evaluation, open_writer, run_name, write_json
+from learners.lifecycle import Run, log_evaluation
 
 
 @dataclass
-class RLConfig:
-    """Action-masked PPO. Every field is a CLI flag of ``earlyexp train --learner rl``."""
+class RLConfig(RunConfig):
+    """Action-masked PPO. Every field is a flag of ``earlyexp train --learner rl``.
 
-    env_id: str = option(
-        "earlyexp/Household-v0", "the env trained on (train split) and evaluated on (test split)"
-    )
+    ``model`` is a fresh agent's architecture; with ``init_from`` it must be None (take the
+    checkpoint's) or the checkpoint's own.
+    """
+
+    learner: str = option("rl", "the registered learner this run trains as")
     out: str = option("runs/rl", "directory for ``agent.pt`` and ``metrics.json``")
-    seed: int = option(
-        0, "seeds the fresh model's weights, PPO's sampling and minibatches, and the train env"
-    )
     steps: int = option(
-        20_000, "total env steps of PPO (rounded up to a whole number of rollouts of n_steps)"
+        20_000, "total env steps of PPO (rounded up to a whole number of rollouts of n_steps)", low=1
     )
     init_from: str | None = option(
         None, "warm start from this agent checkpoint (BC or IWM ``agent.pt``); None = scratch"
     )
+    env_kwargs: dict[str, Any] = option(
+        None, "extra ``envs.make`` arguments of the train and test envs, as JSON", default_factory=dict
+    )
     max_actions: int = option(
-        64, "action-space size: most admissible commands a state may have (more is an error)"
+        64, "action-space size: most admissible commands a state may have (more is an error)", low=1
     )
-    n_steps: int = option(512, "env steps per rollout, between PPO updates")
-    batch_size: int = option(64, "states per PPO minibatch")
-    n_epochs: int = option(4, "passes over each rollout")
+    n_steps: int = option(512, "env steps per rollout, between PPO updates", low=1)
+    batch_size: int = option(64, "states per PPO minibatch", low=1)
+    n_epochs: int = option(4, "passes over each rollout", low=1)
     learning_rate: float = option(
-        3e-4, "Adam step size (a warm start often keeps its imitation skill better at 1e-4)"
+        3e-4, "Adam step size (a warm start often keeps its imitation skill better at 1e-4)", low=0
     )
-    gamma: float = option(0.99, "discount factor")
-    gae_lambda: float = option(0.95, "GAE lambda")
-    ent_coef: float = option(0.01, "entropy bonus coefficient")
-    clip_range: float = option(0.2, "PPO ratio clipping")
+    gamma: float = option(0.99, "discount factor", low=0)
+    gae_lambda: float = option(0.95, "GAE lambda", low=0)
+    ent_coef: float = option(0.01, "entropy bonus coefficient", low=0)
+    clip_range: float = option(0.2, "PPO ratio clipping", low=0)
     eval_every: int = option(
-        2000, "env steps between test-split evaluations (also evaluated at step 0 and at the end)"
+        2000,
+        "env steps between test-split evaluations (also evaluated at step 0 and at the end)",
+        low=1,
     )
-    eval_episodes: int = option(50, "test-split episodes per evaluation (0 skips evaluation)")
-    log_dir: str = option(
-        "runs", "TensorBoard root; the run logs to ``log_dir/{env}__rl__{seed}__{time}``"
-    )
-    progress: bool = option(True, "show a progress bar")
 
 
 # -- 1. the env adapter ----------------------------------------------------------------------
@@ -321,21 +319,22 @@ def _extent(used: torch.Tensor) -> int:
 
 
 # -- 3. training -----------------------------------------------------------------------------
-def initial_agent(config: RLConfig, agent_config: AgentConfig | None = None) -> Agent:
-    """The agent RL starts from: ``init_from`` when given, else fresh with ``config.seed``.
+def initial_agent(config: RLConfig, run: Run) -> Agent:
+    """The agent RL starts from: ``init_from`` when given, else the run's fresh agent.
 
     Raises:
         ValueError: the checkpoint was trained on another env than ``config.env_id``, or its
-            config differs from an explicitly given ``agent_config``; the message says which.
+            model differs from an explicitly given ``config.model``; the message says which.
     """
     if config.init_from is None:
-        return Agent(agent_config, seed=config.seed)
+        return run.new_agent()
     agent = Agent.load(config.init_from)
-    if agent_config is not None and agent.config != agent_config:
+    given = AgentConfig(model=config.model) if config.model is not None else None
+    if given is not None and agent.config != given:
         raise ValueError(
             f"cannot warm-start RL from {config.init_from}: its model config differs from the "
-            f"one given (checkpoint != given: {'; '.join(agent.config.diff(agent_config))}). "
-            "Give no model config to take the checkpoint's own, or give the checkpoint's."
+            f"one given (checkpoint != given: {'; '.join(agent.config.diff(given))}). "
+            "Give no model flags to take the checkpoint's own, or give the checkpoint's."
         )
     trained_on = agent.meta.get("env_id")
     if trained_on is None:
@@ -418,16 +417,10 @@ class RLCallback(BaseCallback):
     before the first update, every ``eval_every`` env steps, and at the end."""
 
     def __init__(
-        self,
-        agent: Agent,
-        config: RLConfig,
-        writer: SummaryWriter,
-        env_kwargs: dict[str, Any],
-        meta: dict[str, Any],
+        self, agent: Agent, config: RLConfig, writer: SummaryWriter, meta: dict[str, Any]
     ) -> None:
         super().__init__()
-        self.agent, self.config, self.writer = agent, config, writer
-        self.env_kwargs, self.meta = env_kwargs, meta
+        self.agent, self.config, self.writer, self.meta = agent, config, writer, meta
         #: One point per evaluation: ``{"steps", "success_rate", "success_rate_sampled"}``.
         self.curve: list[dict[str, float]] = []
         #: The latest evaluation's results (greedy, sampled, random).
@@ -467,7 +460,7 @@ class RLCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        self.writer.add_scalar("charts/SPS", self.steps_per_second(), self.num_timesteps)
+        self.writer.add_scalar("charts/env_steps_per_s", self.steps_per_second(), self.num_timesteps)
 
     def _on_training_end(self) -> None:
         if self._last_eval != self.num_timesteps:
@@ -493,7 +486,7 @@ class RLCallback(BaseCallback):
             self.agent,
             self.config.env_id,
             episodes=self.config.eval_episodes,
-            env_kwargs=self.env_kwargs,
+            env_kwargs=self.config.env_kwargs,
             progress=False,
         )
         greedy, sampled = results["greedy"], results["sampled"]
@@ -514,79 +507,49 @@ class RLCallback(BaseCallback):
         self.eval_seconds += time.perf_counter() - began
 
 
-def train_rl(
-    config: RLConfig,
-    agent_config: AgentConfig | None = None,
-    *,
-    env_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def train_rl(config: RLConfig) -> dict[str, Any]:
     """Run MaskablePPO end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``.
 
-    Args:
-        config: the run (see :class:`RLConfig`).
-        agent_config: architecture of a fresh agent; with ``init_from``, the config the
-            checkpoint must have (None = take the checkpoint's own).
-        env_kwargs: extra arguments of ``envs.make`` for the train and test envs.
-
     Returns:
-        The metrics written to ``metrics.json``: env_id, learner, seed, steps (asked),
-        env_steps (done), init_from, curve, eval (final greedy / sampled / random results),
-        wall_seconds, eval_seconds and env_steps_per_second (training only, evaluation left
-        out).
+        The metrics written to ``metrics.json``: env_id, learner, seed, init_from,
+        init_learner, steps (asked), env_steps (done), train_episodes, curve, eval (final
+        greedy / sampled / random results), wall_seconds, eval_seconds and
+        env_steps_per_second (training only, evaluation left out).
     """
-    _check(config)
-    began = time.perf_counter()
-    env_kwargs = dict(env_kwargs or {})
-    set_random_seed(config.seed)
-    agent = initial_agent(config, agent_config)
-    env = TokenizedEnv(make(config.env_id, split="train", **env_kwargs), agent, config.max_actions)
-    ppo = build_ppo(agent, env, config)
-
-    writer = open_writer(config.log_dir, run_name(config.env_id, "rl", config.seed), asdict(config))
-    ppo.set_logger(Logger(folder=None, output_formats=[CleanRLOutput(writer)]))
-    meta = {
-        "env_id": config.env_id,
-        "learner": "rl",
-        "seed": config.seed,
-        "init_from": config.init_from,
-        "init_learner": agent.meta.get("learner") if config.init_from else None,
-    }
-    callback = RLCallback(agent, config, writer, env_kwargs, meta)
-    try:
-        ppo.learn(total_timesteps=config.steps, callback=callback)
-        ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
-    finally:
-        writer.close()
-        env.close()
-
-    agent.model.load_state_dict(ppo.policy.model.state_dict())
-    metrics: dict[str, Any] = {
-        **meta,
-        "steps": config.steps,
-        "env_steps": ppo.num_timesteps,
-        "train_episodes": callback.episodes,
-        "max_actions": config.max_actions,
-        "env_kwargs": env_kwargs,
-        "curve": callback.curve,
-    }
-    if callback.results is not None:
-        metrics["eval"] = {name: r.as_dict() for name, r in callback.results.items()}
-    metrics["wall_seconds"] = time.perf_counter() - began
-    metrics["eval_seconds"] = callback.eval_seconds
-    metrics["env_steps_per_second"] = callback.steps_per_second()
-    out = Path(config.out)
-    agent.save(out / "agent.pt", meta=metrics)
-    write_json(out / "metrics.json", metrics)
-    return metrics
-
-
-def _check(config: RLConfig) -> None:
-    problems = [
-        f"{name} must be >= 1, got {getattr(config, name)}"
-        for name in ("steps", "max_actions", "n_steps", "batch_size", "n_epochs", "eval_every")
-        if getattr(config, name) < 1
-    ]
-    if config.eval_episodes < 0:
-        problems.append(f"eval_episodes must be >= 0, got {config.eval_episodes}")
-    if problems:
-        raise ValueError("invalid RLConfig: " + "; ".join(problems))
+    with Run(config) as run:
+        agent = initial_agent(config, run)
+        train_env = make(config.env_id, split="train", **config.env_kwargs)
+        env = TokenizedEnv(train_env, agent, config.max_actions)
+        ppo = build_ppo(agent, env, config)
+        ppo.set_logger(Logger(folder=None, output_formats=[CleanRLOutput(run.writer)]))
+        meta = {
+            "env_id": config.env_id,
+            "learner": config.learner,
+            "seed": config.seed,
+            "init_from": config.init_from,
+            "init_learner": agent.meta.get("learner") if config.init_from else None,
+        }
+        callback = RLCallback(agent, config, run.writer, meta)
+        try:
+            ppo.learn(total_timesteps=config.steps, callback=callback)
+            ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
+        finally:
+            env.close()
+        agent.model.load_state_dict(ppo.policy.model.state_dict())
+        metrics = {
+            "init_from": config.init_from,
+            "init_learner": meta["init_learner"],
+            "steps": config.steps,
+            "env_steps": ppo.num_timesteps,
+            "train_episodes": callback.episodes,
+            "curve": callback.curve,
+            "eval_seconds": callback.eval_seconds,
+            "env_steps_per_second": callback.steps_per_second(),
+        }
+        return run.finish(
+            agent,
+            metrics,
+            step=ppo.num_timesteps,
+            env_kwargs=config.env_kwargs,
+            evaluation=callback.results,
+        )

@@ -87,7 +87,7 @@ def fit_early_stopped(
                 for tag, value in result.items():
                     writer.add_scalar(tag, value, global_step + update)
                 sps = update * batch_size / (time.perf_counter() - start)
-                writer.add_scalar("charts/SPS", sps, global_step + update)
+                writer.add_scalar("charts/samples_per_s", sps, global_step + update)
             bar.set_postfix({tag.rsplit("/", 1)[-1]: f"{v:.3f}" for tag, v in result.items()})
             if best is None or score(result) > score(best):
                 best, best_update, stale = result, update, 0

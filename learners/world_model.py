@@ -51,10 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, AgentConfig, collate
+from agents import Agent, collate
 from learners.config import option
 from learners.data import Dataset, Decision, Episode, encode_decisions
-from learners.imitation import BCConfig, base_metrics, finish_run, fit_policy, start_run
+from learners.imitation import BCConfig, demo_metrics, fit_policy, load_demos
+from learners.lifecycle import Run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
 from learners.store import TokenStore
 from learners.training import fit_early_stopped
@@ -67,36 +68,42 @@ BUDGETS = ("matched", "extra")
 class IWMConfig(BCConfig):
     """Implicit world modeling; BC's flags apply to stage 2."""
 
+    learner: str = option("iwm", "the registered learner this run trains as")
+    out: str = option("runs/iwm", "directory for ``agent.pt`` and ``metrics.json``")
     rollout_file: str | None = option(
         None,
         "rollout file from `earlyexp rollouts`; None = collect into OUT/rollouts.jsonl",
     )
     k: str = option("8", "alternatives per state when collecting (an integer, or 'all')")
-    proposer: str = option("uniform", f"how alternatives are chosen: {'|'.join(PROPOSERS)}")
+    proposer: str = option("uniform", "how alternatives are chosen", choices=PROPOSERS)
     proposer_agent: str | None = option(None, "agent checkpoint the policy proposer samples from")
-    temperature: float = option(1.0, "the policy proposer's sampling temperature")
-    budget: str = option("matched", f"{'|'.join(BUDGETS)} (see learners/world_model.py)")
-    target: str = option("delta", f"next-observation target: {'|'.join(TARGETS)}")
-    wm_updates: int = option(1000, "world-model updates at most (stage 1)")
-    wm_batch_size: int = option(16, "states per world-model minibatch (with all their branches)")
-    wm_learning_rate: float = option(1e-3, "world-model Adam step size")
+    temperature: float = option(1.0, "the policy proposer's sampling temperature", low=0)
+    budget: str = option("matched", "see learners/world_model.py", choices=BUDGETS)
+    target: str = option("delta", "next-observation target", choices=TARGETS)
+    wm_updates: int = option(1000, "world-model updates at most (stage 1)", low=1)
+    wm_batch_size: int = option(
+        16, "states per world-model minibatch (with all their branches)", low=1
+    )
+    wm_learning_rate: float = option(1e-3, "world-model Adam step size", low=0)
 
-    def __post_init__(self) -> None:
-        parse_k(self.k)
-        for name, value, choices in (
-            ("budget", self.budget, BUDGETS),
-            ("target", self.target, TARGETS),
-            ("proposer", self.proposer, PROPOSERS),
+    def problems(self) -> list[str]:
+        """BC's problems, a bad ``k``, and a ``matched`` budget that leaves BC no updates."""
+        problems = super().problems()
+        try:
+            parse_k(self.k)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if (
+            self.budget == "matched"
+            and isinstance(self.wm_updates, int)
+            and isinstance(self.max_updates, int)
+            and self.wm_updates >= self.max_updates
         ):
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-        if self.wm_updates < 1:
-            raise ValueError(f"wm_updates must be >= 1, got {self.wm_updates}")
-        if self.budget == "matched" and self.wm_updates >= self.max_updates:
-            raise ValueError(
+            problems.append(
                 f"budget 'matched' splits max_updates ({self.max_updates}) between the stages, "
                 f"so wm_updates ({self.wm_updates}) must be smaller; or use --budget extra"
             )
+        return problems
 
     @property
     def bc_updates(self) -> int:
@@ -238,11 +245,15 @@ def world_modeling(
 
     def loss_fn(chunk: list[Transitions]) -> tuple[torch.Tensor, dict[str, float]]:
         loss, stats = world_model_loss(agent, chunk, target)
-        return loss, {"losses/wm_loss": loss.item(), "losses/wm_f1": stats["f1"].mean().item()}
+        return loss, {"losses/wm_loss": loss.item(), "wm/train_f1": stats["f1"].mean().item()}
 
     def validation() -> dict[str, float]:
         result = validate_world_model(agent, val, target)
-        return {f"losses/wm_val_{name}": value for name, value in result.items()}
+        return {
+            "losses/wm_val_loss": result["loss"],
+            "wm/val_f1": result["f1"],
+            "wm/val_copy_f1": result["copy_f1"],
+        }
 
     started = time.perf_counter()
     fit = fit_early_stopped(
@@ -267,54 +278,57 @@ def world_modeling(
         "wm_best_update": fit["best_update"],
         "wm_initial_val_loss": initial["loss"],
         "wm_val_loss": best["losses/wm_val_loss"],
-        "wm_val_f1": best["losses/wm_val_f1"],
-        "wm_copy_f1": best["losses/wm_val_copy_f1"],
+        "wm_val_f1": best["wm/val_f1"],
+        "wm_copy_f1": best["wm/val_copy_f1"],
         "wm_transitions": sum(len(t.candidates) for t in train),
         "wm_seconds": time.perf_counter() - started,
     }
 
 
-def train_iwm(config: IWMConfig, agent_config: AgentConfig | None = None) -> dict[str, Any]:
+def train_iwm(config: IWMConfig) -> dict[str, Any]:
     """Run implicit world modeling end to end; write ``agent.pt`` and ``metrics.json`` (and
     ``rollouts.jsonl`` when it collects them) to ``config.out``."""
-    dataset, agent, train_eps, val, writer = start_run(config, "iwm", agent_config)
-    # Transitions of the validation episodes validate the world model; streamed from the
-    # rollout file into stores on disk, one branched state at a time.
-    train_seeds = {e.seed for e in train_eps}
-    wm_train = TokenStore(Transitions, directory=config.out)
-    wm_val = TokenStore(Transitions, directory=config.out)
-    for state in load_rollouts(_rollouts_file(config, dataset), dataset):
-        episode = dataset.episodes[state.episode]
-        store = wm_train if episode.seed in train_seeds else wm_val
-        store.append(encode_transition(agent, episode, state))
+    with Run(config) as run:
+        dataset, agent, train_eps, val = load_demos(run)
+        # Transitions of the validation episodes validate the world model; streamed from the
+        # rollout file into stores on disk, one branched state at a time.
+        train_seeds = {e.seed for e in train_eps}
+        wm_train = TokenStore(Transitions, directory=config.out)
+        wm_val = TokenStore(Transitions, directory=config.out)
+        for state in load_rollouts(_rollouts_file(config, dataset), dataset):
+            episode = dataset.episodes[state.episode]
+            store = wm_train if episode.seed in train_seeds else wm_val
+            store.append(encode_transition(agent, episode, state))
 
-    wm = world_modeling(
-        agent,
-        wm_train,
-        wm_val,
-        target=config.target,
-        max_updates=config.wm_updates,
-        batch_size=config.wm_batch_size,
-        learning_rate=config.wm_learning_rate,
-        val_every=config.val_every,
-        patience=config.patience,
-        seed=config.seed,
-        writer=writer,
-        progress=config.progress,
-    )
+        wm = world_modeling(
+            agent,
+            wm_train,
+            wm_val,
+            target=config.target,
+            max_updates=config.wm_updates,
+            batch_size=config.wm_batch_size,
+            learning_rate=config.wm_learning_rate,
+            val_every=config.val_every,
+            patience=config.patience,
+            seed=config.seed,
+            writer=run.writer,
+            progress=config.progress,
+        )
 
-    decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
-    fit = fit_policy(agent, decisions, val, config, writer, wm["wm_updates"], config.bc_updates)
-    metrics = {
-        **base_metrics(config, "iwm", dataset),
-        **wm,
-        **fit,
-        "bc_updates": fit["updates"],
-        "updates": wm["wm_updates"] + fit["updates"],
-        "budget": config.budget,
-        "target": config.target,
-    }
-    return finish_run(agent, config, "iwm", dataset, writer, metrics, metrics["updates"])
+        decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+        fit = fit_policy(
+            agent, decisions, val, config, run.writer, wm["wm_updates"], config.bc_updates
+        )
+        metrics = {
+            **demo_metrics(dataset),
+            **wm,
+            **fit,
+            "bc_updates": fit["updates"],
+            "updates": wm["wm_updates"] + fit["updates"],
+            "budget": config.budget,
+            "target": config.target,
+        }
+        return run.finish(agent, metrics, step=metrics["updates"], env_kwargs=dataset.env_kwargs)
 
 
 def _rollouts_file(config: IWMConfig, dataset: Dataset) -> Path:

@@ -1,0 +1,155 @@
+"""One run lifecycle for every learner: seed, run directory, TensorBoard, save, metrics, and
+the test-split evaluation beside the random policy.
+
+A learner's train function reads top to bottom around it::
+
+    def train_mine(config: MyConfig) -> dict:
+        with Run(config) as run:
+            agent = run.new_agent()
+            ...                                   # train, logging to run.writer
+            return run.finish(agent, {"updates": n}, step=n)
+
+Logging follows CleanRL: runs are named ``{env}__{learner}__{seed}__{time}`` under
+``config.log_dir``, the config is logged as a text table, and scalars are named
+``losses/*``, ``charts/*`` (one meaning each), ``eval/*`` (the test split) and ``wm/*``
+(world-model quality); the README has the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from agents import Agent, AgentConfig, ModelConfig
+from agents.files import atomic_write
+from learners.config import RunConfig
+from learners.evaluate import EvalResult, evaluate_agent
+
+
+def run_name(env_id: str, learner: str, seed: int) -> str:
+    """``{env}__{learner}__{seed}__{time}``, with the ids' slashes and colons made path-safe."""
+    safe = f"{env_id}__{learner}".replace("/", "_").replace(":", "_")
+    return f"{safe}__{seed}__{int(time.time())}"
+
+
+def open_writer(log_dir: str | os.PathLike, name: str, config: dict[str, Any]) -> SummaryWriter:
+    """A TensorBoard writer under ``log_dir/name`` with the run's config as a text table."""
+    writer = SummaryWriter(str(Path(log_dir) / name))
+    table = "\n".join(f"|{key}|{value}|" for key, value in config.items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+    return writer
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as JSON atomically."""
+    with atomic_write(path) as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+
+
+def log_evaluation(writer: SummaryWriter, results: dict[str, EvalResult], step: int) -> None:
+    """Log an ``evaluate_agent`` result (greedy, sampled, random) under ``eval/*`` at ``step``."""
+    greedy = results["greedy"]
+    writer.add_scalar("eval/success_rate", greedy.success_rate, step)
+    writer.add_scalar("eval/success_rate_sampled", results["sampled"].success_rate, step)
+    writer.add_scalar("eval/random_success_rate", results["random"].success_rate, step)
+    writer.add_scalar("eval/valid_action_rate", greedy.valid_action_rate, step)
+    writer.add_scalar("eval/mean_episode_length", greedy.mean_episode_length, step)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (as stable-baselines3 does)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def flat_config(config: RunConfig) -> dict[str, Any]:
+    """The config as one flat dict; the model's fields as ``model.<name>``."""
+    flat = {}
+    for key, value in dataclasses.asdict(config).items():
+        if isinstance(value, dict) and key == "model":
+            flat.update({f"model.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+class Run:
+    """The lifecycle of one training run of ``config`` (a :class:`RunConfig`).
+
+    Entering seeds every generator with ``config.seed``, creates ``config.out`` and opens the
+    TensorBoard writer (``self.writer``) with the config table; :meth:`finish` saves the
+    agent, evaluates it on the test split beside a random policy, and writes
+    ``metrics.json``. Leaving with an error closes the writer and re-raises.
+    """
+
+    def __init__(self, config: RunConfig) -> None:
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"a run needs a RunConfig, got {type(config).__name__}")
+        self.config = config
+        self.out = Path(config.out)
+        self.started = time.perf_counter()
+        seed_everything(config.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        name = run_name(config.env_id, config.learner, config.seed)
+        self.writer = open_writer(config.log_dir, name, flat_config(config))
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.writer.close()
+
+    def new_agent(self) -> Agent:
+        """A fresh agent of the config's architecture, its weights seeded by ``config.seed``."""
+        model = self.config.model if self.config.model is not None else ModelConfig()
+        return Agent(AgentConfig(model=model), seed=self.config.seed)
+
+    def finish(
+        self,
+        agent: Agent,
+        metrics: dict[str, Any],
+        *,
+        step: int,
+        env_kwargs: dict[str, Any] | None = None,
+        evaluation: dict[str, EvalResult] | None = None,
+    ) -> dict[str, Any]:
+        """Save ``agent.pt``, evaluate on the test split (logged at ``step``; ``evaluation``
+        when the learner already evaluated the final agent), write ``metrics.json``.
+
+        Returns ``metrics`` led by env_id, learner and seed, with ``eval`` (greedy, sampled,
+        random) when ``config.eval_episodes > 0``, and ``wall_seconds``.
+        """
+        config = self.config
+        metrics = {
+            "env_id": config.env_id,
+            "learner": config.learner,
+            "seed": config.seed,
+            **metrics,
+        }
+        agent.save(self.out / "agent.pt", meta=metrics)
+        if config.eval_episodes > 0:
+            if evaluation is None:
+                evaluation = evaluate_agent(
+                    agent,
+                    config.env_id,
+                    episodes=config.eval_episodes,
+                    env_kwargs=env_kwargs,
+                    progress=config.progress,
+                )
+                log_evaluation(self.writer, evaluation, step)
+            metrics["eval"] = {name: result.as_dict() for name, result in evaluation.items()}
+        metrics["wall_seconds"] = time.perf_counter() - self.started
+        self.writer.close()
+        write_json(self.out / "metrics.json", metrics)
+        return metrics
