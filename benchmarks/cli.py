@@ -4,6 +4,7 @@ evaluate, run the benchmark sweep and report it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -13,19 +14,10 @@ from pathlib import Path
 from benchmarks import report, sweep
 from benchmarks.results import RESULTS_FILE, read_results
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
-from learners.config import add_learner_arguments, config_fields, config_from_args
-from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
-from learners.rl import RLConfig, train_rl
+from learners import get_learner, registered_learners
+from learners.config import add_learner_arguments, config_fields, values_from_args
 from learners.rollouts import PROPOSERS
-from learners.world_model import IWMConfig, parse_k, train_iwm
-
-#: Each learner's config (its fields are the CLI flags) and its training function.
-LEARNERS = {
-    "bc": (BCConfig, train_bc),
-    "dagger": (DAggerConfig, train_dagger),
-    "iwm": (IWMConfig, train_iwm),
-    "rl": (RLConfig, train_rl),
-}
+from learners.world_model import parse_k
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -92,48 +84,51 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learners(args: argparse.Namespace) -> int:
+    """Print every registered learner with what it needs and a one-line description."""
+    for name in registered_learners():
+        learner = get_learner(name)
+        needs = [
+            what
+            for what, needed in (
+                ("demos", learner.needs_demos),
+                ("rollouts", learner.needs_rollouts),
+                ("expert", learner.needs_expert),
+                (f"warm start: {learner.warm_start}", learner.warm_start is not None),
+            )
+            if needed
+        ]
+        print(f"{name:<14} {', '.join(needs) or 'env only':<32} {learner.description}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a learner on demos; save the agent and print its test-split evaluation."""
+    """Train a learner; save the agent and print its test-split evaluation."""
     from learners.evaluate import EvalResult, format_report
 
     env_id = resolve_id(args.env_id)
-    config_type, train = LEARNERS[args.learner]
-    given = set(vars(args)) & set().union(*(config_fields(c) for c, _ in LEARNERS.values()))
-    foreign = sorted(given - config_fields(config_type))
+    learner = get_learner(args.learner)
+    every_field = set().union(
+        *(config_fields(get_learner(n).config) for n in registered_learners())
+    )
+    foreign = sorted((set(vars(args)) & every_field) - config_fields(learner.config))
     if foreign:
         flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
         raise ValueError(
             f"{flags}: not a flag of --learner {args.learner} (see earlyexp train --help)"
         )
-    config = config_from_args(config_type, args, env_id=env_id)
-    metrics = train(config)
-    if args.learner == "rl":
-        start = f"from {config.init_from}" if config.init_from else "from scratch"
-        curve = ", ".join(f"{p['steps']}: {p['success_rate']:.2f}" for p in metrics["curve"])
-        print(
-            f"trained rl {start} for {metrics['env_steps']} env steps "
-            f"({metrics['env_steps_per_second']:.0f} steps/s); saved {config.out}/agent.pt"
-        )
-        print(f"test success (greedy) by env step: {curve}")
-    else:
-        _print_imitation(args.learner, config, metrics)
+    config = learner.make_config(**{**values_from_args(learner.config, args), "env_id": env_id})
+    metrics = learner.train(config)
+    summary = ", ".join(
+        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and key != "seed"
+    )
+    print(f"trained {config.learner} on {env_id}: {summary}; saved {config.out}/agent.pt")
     if "eval" in metrics:
         print(f"test split, {config.eval_episodes} episodes:")
         print(format_report({k: EvalResult(**v) for k, v in metrics["eval"].items()}))
     return 0
-
-
-def _print_imitation(learner: str, config: BCConfig, metrics: dict) -> None:
-    print(
-        f"trained {learner} on {metrics['demo_episodes']} episodes "
-        f"({metrics['demo_steps']} steps): {metrics['updates']} updates, "
-        f"val accuracy {metrics['val_accuracy']:.3f}; saved {config.out}/agent.pt"
-    )
-    if "wm_val_f1" in metrics:
-        print(
-            f"world model: next-observation token F1 {metrics['wm_val_f1']:.3f} on validation "
-            f"(copying the current observation: {metrics['wm_copy_f1']:.3f})"
-        )
 
 
 def cmd_rollouts(args: argparse.Namespace) -> int:
@@ -188,7 +183,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run (or resume) a benchmark sweep, then write its report."""
-    profile = sweep.with_seeds(sweep.PROFILES[args.profile], args.seeds)
+    profile = sweep.customize(
+        sweep.PROFILES[args.profile],
+        seeds=args.seeds,
+        demos=args.demos,
+        settings=args.envs,
+        learners=args.learners,
+        values=args.set,
+    )
     if args.address and args.backend != "ray":
         raise ValueError("--address is the Ray cluster's: add --backend ray")
     if args.jobs and args.backend == "ray":
@@ -199,9 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         executor = sweep.local_executor(args.jobs or os.cpu_count() or 1)
     print(f"earlyexp bench: profile {profile.name} ({profile.cost})", file=sys.stderr)
     try:
-        outcome = sweep.sweep(
-            profile, args.out, env_ids=args.envs, learners=args.learners, executor=executor
-        )
+        outcome = sweep.sweep(profile, args.out, executor=executor)
     except KeyboardInterrupt:
         kept = len(read_results(Path(args.out) / RESULTS_FILE).rows)
         print(
@@ -214,7 +214,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"earlyexp bench: warning: {problem}", file=sys.stderr)
     for failure in outcome.failures:
         print(f"earlyexp bench: run failed: {failure}", file=sys.stderr)
-    path = report.write_report(args.out)
+    path = report.write_report(
+        args.out,
+        baseline=args.baseline or profile.baseline,
+        compare=args.compare or list(profile.compare) or None,
+        profile=profile.name,
+    )
     print(
         f"{outcome.finished} runs finished, {outcome.skipped} already done, "
         f"{len(outcome.failures)} failed; report: {path}"
@@ -224,7 +229,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report of a results directory."""
-    print(report.write_report(args.results_dir))
+    known = sweep.PROFILES.get(args.profile) if args.profile else None
+    baseline = args.baseline or (known.baseline if known else "bc")
+    compare = args.compare or (list(known.compare) if known and known.compare else None)
+    path = report.write_report(
+        args.results_dir,
+        baseline=baseline,
+        compare=compare,
+        reps=args.reps,
+        poi_reps=args.poi_reps,
+        seed=args.seed,
+        profile=args.profile,
+    )
+    print(path)
     return 0
 
 
@@ -239,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("envs", help="list registered env ids")
     p.set_defaults(run=cmd_envs)
+
+    p = sub.add_parser("learners", help="list registered learners and what each needs")
+    p.set_defaults(run=cmd_learners)
 
     p = sub.add_parser("check", help="check an env against Gymnasium and the earlyexp contract")
     p.add_argument("env_id", help=env_help)
@@ -261,8 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent; saves DIR/agent.pt and DIR/metrics.json")
     p.add_argument("env_id", help=env_help)
-    p.add_argument("--learner", choices=sorted(LEARNERS), required=True)
-    add_learner_arguments(p, {name: c for name, (c, _) in LEARNERS.items()}, skip={"env_id"})
+    p.add_argument(
+        "--learner",
+        required=True,
+        help=f"{', '.join(registered_learners())}, or 'module:name' to import a user's module",
+    )
+    # One help entry per config class, named by its shortest learner (iwm for iwm-*).
+    configs: dict[type, str] = {}
+    for name in sorted(registered_learners(), key=len):
+        configs.setdefault(get_learner(name).config, name)
+    by_name = {name: config for config, name in configs.items()}
+    add_learner_arguments(p, by_name, skip={"env_id", "learner"})
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser(
@@ -296,24 +325,64 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Profiles - {profiles}.",
     )
     p.add_argument("--profile", choices=sorted(sweep.PROFILES), default="quick")
-    p.add_argument("--envs", nargs="+", help=f"settings (default: the eight); {env_help}")
+    p.add_argument("--envs", nargs="+", help=f"settings (default: the profile's); {env_help}")
     p.add_argument(
         "--learners",
         nargs="+",
-        choices=sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS,
-        help="learners (default: all)",
+        help="registered learners or 'module:name' (default: the profile's; see earlyexp learners)",
     )
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's)")
+    p.add_argument(
+        "--demos",
+        nargs="+",
+        type=_positive,
+        help="demo budgets as episode counts, e.g. 25 50 100 200 (default: the profile's)",
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="config values: KEY=VALUE for every learner with that field, LEARNER.KEY=VALUE "
+        "for one (e.g. max_updates=2000 iwm-matched.wm_updates=500)",
+    )
     p.add_argument("--out", default="results/bench", help="results directory (resumable)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--jobs", type=_positive, help="local processes (default: all cores)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    _add_comparison_arguments(p)
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("report", help="write RESULTS_DIR/report.md and its plots")
     p.add_argument("results_dir", help="a directory written by `earlyexp bench`")
+    _add_comparison_arguments(p)
+    p.add_argument("--reps", type=_positive, default=2000, help="bootstrap resamples (CIs, IQM)")
+    p.add_argument("--poi-reps", type=_positive, default=300, help="resamples for P(improvement)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the bootstraps")
+    p.add_argument("--profile", help="report one profile of a results file that mixes several")
     p.set_defaults(run=cmd_report)
     return parser
+
+
+def _add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline", help="the learner the others are compared with (default: the profile's, bc)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        help="the learners the headline compares with the baseline (default: all others)",
+    )
+
+
+def _import_user_learners(argv: Sequence[str]) -> None:
+    """Import the modules of ``module:name`` learners named in ``argv`` before the parser is
+    built, so that their config fields become flags too."""
+    for word in argv:
+        for name in word.split("="):
+            if ":" in name and not name.startswith("-"):
+                # Not a learner (an env id), or a bad one: the command itself says so.
+                with contextlib.suppress(ValueError, TypeError):
+                    get_learner(name)
 
 
 def _k(text: str) -> str:
@@ -333,6 +402,8 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``earlyexp`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _import_user_learners(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

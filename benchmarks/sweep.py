@@ -1,18 +1,26 @@
-"""The eight-setting data-efficiency benchmark behind ``earlyexp bench``.
+"""The eight-setting data-efficiency benchmark behind ``earlyexp bench``: one sweep engine.
 
-A profile fixes the grid: settings x imitation learners (BC, DAgger, IWM-matched,
-IWM-extra) x expert-data budgets (fractions of a full demo budget) x seeds, then RL from
-scratch, from BC and from IWM (warm starts from the imitation runs at one stated budget).
+A profile fixes the grid: settings x learners x expert-data budgets (fractions of a full
+demo budget) x seeds. Which learner needs what comes from the learner registry
+(:mod:`learners.registry`): a learner that trains on demos runs at every budget; one that
+learns from the env (RL) runs once per seed, warm-started, if it declares so, from the run of
+its source learner at ``rl_budget``. A run's config is its learner's config dataclass filled
+from the profile: ``config`` values go to every learner whose config has the field,
+``per_learner`` values to one learner. The run's hash covers that config (and the data it
+reads), so changing a value another learner uses re-runs nothing.
+
 Each setting's demos are collected once (budgets are nested prefixes of them) and branched
-once into early-experience rollouts, under ``OUT/data/``. Every finished run appends one
-JSON line to ``OUT/results.jsonl`` (see :mod:`benchmarks.results`); a restarted sweep skips
-the runs already there. Runs execute in a local process pool (one torch thread each) or,
-with ``backend="ray"``, as Ray tasks running the same :func:`run` function; with Ray,
-``OUT`` must be on a filesystem every node sees.
+once per ``k`` into early-experience rollouts, under ``OUT/data/``. Every finished run
+appends one JSON line to ``OUT/results.jsonl`` (see :mod:`benchmarks.results`), with the
+``earlyexp train`` command that reproduces it; a restarted sweep skips the runs already
+there. Runs execute in a local process pool (one torch thread each) or, with
+``backend="ray"``, as Ray tasks running the same :func:`run` function; with Ray, ``OUT`` must
+be on a filesystem every node sees.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -31,18 +39,16 @@ import torch
 from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm
 
-from agents import AgentConfig
-from agents.model import ModelConfig
 from benchmarks.results import RESULTS_FILE, append_result, config_hash, read_results
 from envs import resolve_id
+from learners import Learner, get_learner
+from learners.config import parse_value
 from learners.data import VERSION as DEMOS_VERSION
 from learners.data import collect_demos, iter_records, load_dataset
 from learners.evaluate import evaluate_expert
-from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
-from learners.rl import RLConfig, train_rl
 from learners.rollouts import VERSION as ROLLOUTS_VERSION
 from learners.rollouts import collect_rollouts
-from learners.world_model import IWMConfig, train_iwm
+from learners.world_model import parse_k
 
 SETTINGS = (
     "earlyexp/Household-v0",
@@ -54,10 +60,14 @@ SETTINGS = (
     "earlyexp/BabyAI-v0",
     "earlyexp/DoorKey-v0",
 )
-IMITATION_LEARNERS = ("bc", "dagger", "iwm-matched", "iwm-extra")
-RL_LEARNERS = ("rl-scratch", "rl-from-bc", "rl-from-iwm")
-#: RL learner -> the imitation learner whose checkpoint it starts from.
-WARM_START = {"rl-from-bc": "bc", "rl-from-iwm": "iwm-matched"}
+#: The arms of every built-in profile.
+LEARNERS = ("bc", "dagger", "iwm-matched", "iwm-extra", "rl-scratch", "rl-from-bc", "rl-from-iwm")
+_RL = ("rl-scratch", "rl-from-bc", "rl-from-iwm")
+
+#: Config fields the sweep fills in itself for each run (paths, logging): not in its hash.
+RUNTIME_FIELDS = frozenset(
+    {"env_id", "learner", "out", "log_dir", "progress", "demos", "rollout_file", "init_from"}
+)
 
 
 @dataclass(frozen=True)
@@ -71,21 +81,22 @@ class Profile:
     """Demo episodes at budget 1.0."""
     budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
-    eval_episodes: int = 50
-    max_updates: int = 3000
-    wm_updates: int = 1000
-    k: str = "8"
-    dagger_iterations: int = 4
-    dagger_rollouts: int = 20
-    rl_steps: int = 20_000
-    rl_n_steps: int = 512
-    rl_eval_every: int = 2000
-    rl_budget: float = 0.25
-    """Budget of the BC and IWM runs RL warm-starts from."""
+    settings: tuple[str, ...] = SETTINGS
+    learners: tuple[str, ...] = LEARNERS
+    config: dict[str, Any] = field(default_factory=dict)
+    """Config values for every learner whose config has the field (e.g. ``max_updates``)."""
+    per_learner: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Config values for one learner (over ``config``)."""
     model: dict[str, Any] = field(default_factory=dict)
     """ModelConfig fields that differ from the defaults (a smaller model for quick runs)."""
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per setting ``make`` kwargs (e.g. a smaller TextWorld game pool)."""
+    rl_budget: float = 0.25
+    """Budget of the runs that warm starts start from."""
+    baseline: str = "bc"
+    """The report compares every other learner with this one."""
+    compare: tuple[str, ...] = ()
+    """The learners the report's headline compares with the baseline (empty: all others)."""
 
 
 _SMALL_TEXTWORLD = {
@@ -100,15 +111,11 @@ PROFILES: dict[str, Profile] = {
         full_budget=4,
         budgets=(0.5, 1.0),
         seeds=(0,),
-        eval_episodes=3,
-        max_updates=6,
-        wm_updates=3,
-        k="2",
-        dagger_iterations=1,
-        dagger_rollouts=2,
-        rl_steps=64,
-        rl_n_steps=32,
-        rl_eval_every=32,
+        config={"eval_episodes": 3, "max_updates": 6, "wm_updates": 3, "k": "2"},
+        per_learner={
+            "dagger": {"iterations": 1, "rollouts": 2},
+            **dict.fromkeys(_RL, {"steps": 64, "n_steps": 32, "batch_size": 32, "eval_every": 32}),
+        },
         rl_budget=1.0,
         model={"d_model": 32, "n_layers": 1, "ff_dim": 64, "max_state_tokens": 96},
         env_kwargs=_SMALL_TEXTWORLD,
@@ -118,15 +125,11 @@ PROFILES: dict[str, Profile] = {
         cost="about 45 minutes on a 2-core CPU, measured (the README's main job)",
         full_budget=64,
         seeds=(0, 1, 2),
-        eval_episodes=20,
-        max_updates=128,
-        wm_updates=64,
-        k="4",
-        dagger_iterations=1,
-        dagger_rollouts=6,
-        rl_steps=1024,
-        rl_n_steps=256,
-        rl_eval_every=512,
+        config={"eval_episodes": 20, "max_updates": 128, "wm_updates": 64, "k": "4"},
+        per_learner={
+            "dagger": {"iterations": 1, "rollouts": 6},
+            **dict.fromkeys(_RL, {"steps": 1024, "n_steps": 256, "eval_every": 512}),
+        },
         model={
             "d_model": 32,
             "n_layers": 1,
@@ -146,8 +149,11 @@ PROFILES: dict[str, Profile] = {
         "measured on a 2-core CPU (not run end to end); meant for a Ray cluster",
         full_budget=400,
         seeds=(0, 1, 2, 3, 4),
-        eval_episodes=100,
-        rl_steps=100_000,
+        config={"eval_episodes": 100, "max_updates": 3000, "wm_updates": 1000, "k": "8"},
+        per_learner={
+            "dagger": {"iterations": 4, "rollouts": 20},
+            **dict.fromkeys(_RL, {"steps": 100_000, "n_steps": 512, "eval_every": 2000}),
+        },
     ),
 }
 
@@ -167,85 +173,103 @@ def slug(env_id: str) -> str:
     return env_id.replace("/", "_").replace(":", "_")
 
 
-def imitation_spec(profile: Profile, env_id: str, learner: str, budget: float, seed: int) -> dict:
-    """The config of one imitation run; its hash identifies the run in the results file."""
-    return {
-        "kind": "imitation",
+def learner_config(profile: Profile, env_id: str, learner: Learner, **values: Any) -> Any:
+    """``learner``'s config for ``env_id`` under ``profile`` (and ``values``)."""
+    fields = {f.name for f in dataclasses.fields(learner.config)}
+    # A variant registered as module:name is looked up by its bare name too.
+    own = profile.per_learner.get(learner.name, profile.per_learner.get(_bare(learner.name), {}))
+    chosen = {k: v for k, v in profile.config.items() if k in fields}
+    chosen.update(own)
+    chosen = {k: parse_value(learner.config, k, v) for k, v in chosen.items()}
+    chosen.update(values)
+    if "env_kwargs" in fields:
+        chosen.setdefault("env_kwargs", profile.env_kwargs.get(env_id, {}))
+    return learner.make_config(env_id=env_id, model=dict(profile.model), **chosen)
+
+
+def _bare(name: str) -> str:
+    return name.split(":", 1)[-1]
+
+
+def run_spec(
+    profile: Profile, env_id: str, name: str, seed: int, budget: float | None = None
+) -> dict[str, Any]:
+    """The spec of one run; its hash (:func:`benchmarks.results.config_hash`) identifies it.
+
+    ``budget`` is required for a learner that trains on demos, and ignored otherwise.
+    """
+    learner = get_learner(name)
+    values: dict[str, Any] = {"seed": seed}
+    if learner.needs_demos:
+        if budget is None:
+            raise ValueError(f"learner {name!r} trains on demos: give a budget")
+        values["episodes"] = episodes_at(profile, budget)
+    config = learner_config(profile, env_id, learner, **values)
+    spec: dict[str, Any] = {
+        "kind": "imitation" if learner.needs_demos else "rl",
         "profile": profile.name,
         "env_id": env_id,
-        "env_kwargs": profile.env_kwargs.get(env_id, {}),
-        "learner": learner,
-        "budget": budget,
-        "episodes": episodes_at(profile, budget),
-        "full_budget": profile.full_budget,
+        "learner": name,
         "seed": seed,
-        "eval_episodes": profile.eval_episodes,
-        "max_updates": profile.max_updates,
-        "wm_updates": profile.wm_updates,
-        "k": profile.k,
-        "dagger_iterations": profile.dagger_iterations,
-        "dagger_rollouts": profile.dagger_rollouts,
-        "model": profile.model,
+        "env_kwargs": profile.env_kwargs.get(env_id, {}),
+        "config": {k: v for k, v in asdict(config).items() if k not in RUNTIME_FIELDS},
     }
-
-
-def rl_spec(profile: Profile, env_id: str, learner: str, seed: int) -> dict:
-    """The config of one RL run; a warm start names the hash of the run it starts from."""
-    init = None
-    if learner in WARM_START:
-        init = config_hash(
-            imitation_spec(profile, env_id, WARM_START[learner], profile.rl_budget, seed)
+    if learner.needs_demos:
+        spec.update(budget=budget, episodes=values["episodes"], full_budget=profile.full_budget)
+    if learner.needs_rollouts and _shares_rollouts(config):
+        spec["rollouts_k"] = config.k
+    if learner.warm_start is not None:
+        source = run_spec(profile, env_id, learner.warm_start, seed, profile.rl_budget)
+        spec.update(
+            init_learner=learner.warm_start,
+            init_budget=profile.rl_budget,
+            init_hash=config_hash(source),
         )
-    return {
-        "kind": "rl",
-        "profile": profile.name,
-        "env_id": env_id,
-        "env_kwargs": profile.env_kwargs.get(env_id, {}),
-        "learner": learner,
-        "init_budget": profile.rl_budget if init else None,
-        "init_hash": init,
-        "seed": seed,
-        "steps": profile.rl_steps,
-        "n_steps": profile.rl_n_steps,
-        "eval_every": profile.rl_eval_every,
-        "eval_episodes": profile.eval_episodes,
-        "model": profile.model,
-    }
+    else:
+        spec.update(init_learner=None, init_budget=None, init_hash=None)
+    return spec
 
 
-def plan(
-    profile: Profile, env_ids: list[str], learners: list[str]
-) -> tuple[list[dict], list[dict]]:
-    """The sweep's specs in two phases: imitation runs and RL from scratch, then warm starts."""
+def _shares_rollouts(config: Any) -> bool:
+    """Uniform rollouts are collected once per setting and k; others by the run itself."""
+    return getattr(config, "proposer", "uniform") == "uniform"
+
+
+def plan(profile: Profile, env_ids: list[str], learners: list[str]) -> tuple[list[dict], ...]:
+    """The sweep's specs in two phases: runs that need no other run, then warm starts."""
     first: list[dict] = []
     second: list[dict] = []
     for env_id in env_ids:
         for seed in profile.seeds:
-            for learner in learners:
-                if learner in IMITATION_LEARNERS:
-                    first += [
-                        imitation_spec(profile, env_id, learner, b, seed) for b in profile.budgets
-                    ]
-                elif learner in WARM_START:
-                    second.append(rl_spec(profile, env_id, learner, seed))
+            for name in learners:
+                learner = get_learner(name)
+                if learner.needs_demos:
+                    first += [run_spec(profile, env_id, name, seed, b) for b in profile.budgets]
+                elif learner.warm_start is not None:
+                    second.append(run_spec(profile, env_id, name, seed))
                 else:
-                    first.append(rl_spec(profile, env_id, learner, seed))
+                    first.append(run_spec(profile, env_id, name, seed))
     return first, second
 
 
 def check_selection(profile: Profile, learners: list[str]) -> None:
-    """Refuse a learner selection whose warm starts have no imitation run to start from."""
-    unknown = [name for name in learners if name not in IMITATION_LEARNERS + RL_LEARNERS]
-    if unknown:
-        raise ValueError(
-            f"unknown learner(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(IMITATION_LEARNERS + RL_LEARNERS)}"
-        )
-    for rl, source in WARM_START.items():
-        if rl in learners and source not in learners:
-            raise ValueError(f"{rl} warm-starts from {source}: select {source} too")
-    if any(name in WARM_START for name in learners) and profile.rl_budget not in profile.budgets:
-        raise ValueError(f"profile {profile.name}: rl_budget must be one of its budgets")
+    """Refuse a selection the sweep cannot run, with what to do instead."""
+    for name in learners:
+        learner = get_learner(name)  # unknown names: the registry's message
+        source = learner.warm_start
+        if source is not None:
+            if source not in learners:
+                raise ValueError(f"{name} warm-starts from {source}: select {source} too")
+            if profile.rl_budget not in profile.budgets:
+                raise ValueError(
+                    f"profile {profile.name}: rl_budget {profile.rl_budget} (where warm starts "
+                    f"start) must be one of its budgets {profile.budgets}"
+                )
+        config = learner_config(profile, profile.settings[0], learner, seed=0)
+        if config.eval_episodes < 1:
+            raise ValueError(f"{name}: a benchmark run needs eval_episodes >= 1")
+    for name in profile.per_learner:
+        get_learner(name)  # a typo in a profile is an error, not a silently unused value
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,6 +280,11 @@ def check_selection(profile: Profile, learners: list[str]) -> None:
 def data_dir(results_dir: Path, env_id: str) -> Path:
     """Where a setting's demos and rollouts live."""
     return results_dir / "data" / slug(env_id)
+
+
+def rollouts_path(results_dir: Path, env_id: str, k: str) -> Path:
+    """A setting's shared uniform rollouts with ``k`` alternatives per state."""
+    return data_dir(results_dir, env_id) / f"rollouts-k{k}.jsonl"
 
 
 def run_dir(results_dir: Path, spec: dict) -> Path:
@@ -283,27 +312,24 @@ class RunContext:
     """Per setting: the expert's test success (measured once, in :func:`prepare`)."""
     imports: tuple[str, ...] = ()
     """Modules a worker imports before the run: where user envs (``module:id``) register."""
+    path: tuple[str, ...] = ()
+    """Directories a worker searches for those modules (the driver's working directory)."""
 
 
 def run(spec: dict, context: RunContext) -> dict[str, Any]:
     """Train and evaluate one run of the sweep; return its results row (not yet written)."""
     torch.set_num_threads(1)
+    for directory in context.path:
+        if directory not in sys.path:
+            sys.path.append(directory)
     for module in context.imports:
         importlib.import_module(module)  # a fresh worker (Ray) has not registered user envs
     results = Path(context.results_dir)
-    out = run_dir(results, spec)
-    agent_config = AgentConfig(model=ModelConfig(**spec["model"]))
+    learner = get_learner(spec["learner"])  # module:name imports the user's learner
+    config = learner.make_config(**spec["config"], **_runtime_values(spec, results))
     start = time.perf_counter()
-    if spec["kind"] == "imitation":
-        metrics = _imitation(spec, results, out, agent_config)
-        greedy, sampled = metrics["eval"]["greedy"], metrics["eval"]["sampled"]
-        random_success = metrics["eval"]["random"]["success_rate"]
-        curve = None
-    else:
-        metrics = _rl(spec, results, out, agent_config)
-        greedy, sampled = metrics["eval"]["greedy"], metrics["eval"]["sampled"]
-        random_success = metrics["eval"]["random"]["success_rate"]
-        curve = [[point["steps"], point["success_rate"]] for point in metrics["curve"]]
+    metrics = learner.train(config)
+    greedy, sampled = metrics["eval"]["greedy"], metrics["eval"]["sampled"]
     row = {
         "hash": config_hash(spec),
         **{key: spec[key] for key in ("kind", "profile", "env_id", "learner", "seed")},
@@ -311,70 +337,46 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         "success_sampled": sampled["success_rate"],
         "valid_action_rate": greedy["valid_action_rate"],
         "mean_episode_length": greedy["mean_episode_length"],
-        "random_success": random_success,
+        "random_success": metrics["eval"]["random"]["success_rate"],
         "expert_success": context.expert_success[spec["env_id"]],
         "seconds": time.perf_counter() - start,
+        "command": learner.command(config),
         "config": spec,
         "versions": versions(),
     }
-    if spec["kind"] == "imitation":
-        row.update(budget=spec["budget"], episodes=spec["episodes"], updates=metrics["updates"])
+    if learner.needs_demos:
+        row.update(budget=spec["budget"], episodes=spec["episodes"], updates=metrics.get("updates"))
     else:
-        row.update(init_budget=spec["init_budget"], curve=curve, env_steps=metrics["env_steps"])
+        steps = metrics.get("env_steps")
+        curve = metrics.get("curve") or [{"steps": steps or 0, "success_rate": row["success"]}]
+        row.update(
+            init_learner=spec["init_learner"],
+            init_budget=spec["init_budget"],
+            curve=[[point["steps"], point["success_rate"]] for point in curve],
+            env_steps=steps,
+        )
     return row
 
 
-def _imitation(spec: dict, results: Path, out: Path, agent_config: AgentConfig) -> dict:
+def _runtime_values(spec: dict, results: Path) -> dict[str, Any]:
+    """The paths and logging settings of a run, filled in where it runs."""
     data = data_dir(results, spec["env_id"])
-    common = {
+    values: dict[str, Any] = {
         "env_id": spec["env_id"],
-        "demos": str(data / "demos.jsonl"),
-        "out": str(out),
-        "seed": spec["seed"],
-        "episodes": spec["episodes"],
-        "max_updates": spec["max_updates"],
-        "eval_episodes": spec["eval_episodes"],
+        "out": str(run_dir(results, spec)),
         "log_dir": str(results / "tensorboard"),
         "progress": False,
     }
-    learner = spec["learner"]
-    if learner == "bc":
-        return train_bc(BCConfig(**common), agent_config)
-    if learner == "dagger":
-        config = DAggerConfig(
-            **common, iterations=spec["dagger_iterations"], rollouts=spec["dagger_rollouts"]
-        )
-        return train_dagger(config, agent_config)
-    config = IWMConfig(
-        **common,
-        rollout_file=str(data / "rollouts.jsonl"),
-        k=spec["k"],
-        budget=learner.removeprefix("iwm-"),
-        wm_updates=spec["wm_updates"],
-    )
-    return train_iwm(config, agent_config)
-
-
-def _rl(spec: dict, results: Path, out: Path, agent_config: AgentConfig) -> dict:
-    init = None
+    if "episodes" in spec:
+        values["demos"] = str(data / "demos.jsonl")
+    if "rollouts_k" in spec:
+        values["rollout_file"] = str(rollouts_path(results, spec["env_id"], spec["rollouts_k"]))
     if spec["init_hash"] is not None:
         init = results / "runs" / spec["init_hash"] / "agent.pt"
         if not init.exists():
-            raise FileNotFoundError(f"{init}: the run this RL run warm-starts from is missing")
-    config = RLConfig(
-        env_id=spec["env_id"],
-        out=str(out),
-        seed=spec["seed"],
-        steps=spec["steps"],
-        init_from=str(init) if init else None,
-        n_steps=spec["n_steps"],
-        batch_size=min(64, spec["n_steps"]),
-        eval_every=spec["eval_every"],
-        eval_episodes=spec["eval_episodes"],
-        log_dir=str(results / "tensorboard"),
-        progress=False,
-    )
-    return train_rl(config, agent_config, env_kwargs=spec["env_kwargs"])
+            raise FileNotFoundError(f"{init}: the run this run warm-starts from is missing")
+        values["init_from"] = str(init)
+    return values
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,12 +384,17 @@ def _rl(spec: dict, results: Path, out: Path, agent_config: AgentConfig) -> dict
 # --------------------------------------------------------------------------------------------
 
 
-def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: bool) -> float:
-    """Collect the setting's demos (and rollouts) once; return the expert's test success."""
+def prepare(
+    profile: Profile, env_id: str, results_dir: Path, rollout_ks: set[str], eval_episodes: int
+) -> float:
+    """Collect the setting's demos (and uniform rollouts for each of ``rollout_ks``) once;
+    return the expert's success on the first ``eval_episodes`` test instances."""
     data = data_dir(results_dir, env_id)
     kwargs = profile.env_kwargs.get(env_id, {})
-    demos, rollouts = data / "demos.jsonl", data / "rollouts.jsonl"
-    for path, version in ((demos, DEMOS_VERSION), (rollouts, ROLLOUTS_VERSION)):
+    demos = data / "demos.jsonl"
+    rollouts = {k: rollouts_path(results_dir, env_id, k) for k in sorted(rollout_ks)}
+    files = [(demos, DEMOS_VERSION)] + [(path, ROLLOUTS_VERSION) for path in rollouts.values()]
+    for path, version in files:
         if _outdated(path, version):
             # Collection is deterministic, so finished runs keep the same data; only the
             # format changed (e.g. checksums added).
@@ -395,10 +402,11 @@ def prepare(profile: Profile, env_id: str, results_dir: Path, need_rollouts: boo
             path.unlink()
     if not demos.exists():
         collect_demos(env_id, profile.full_budget, demos, env_kwargs=kwargs, progress=False)
-    if need_rollouts and not rollouts.exists():
-        k = None if profile.k == "all" else int(profile.k)
-        collect_rollouts(load_dataset(demos, env_id), demos, rollouts, k=k, progress=False)
-    expert = evaluate_expert(env_id, episodes=profile.eval_episodes, env_kwargs=kwargs)
+    for k, path in rollouts.items():
+        if not path.exists():
+            dataset = load_dataset(demos, env_id)
+            collect_rollouts(dataset, demos, path, k=parse_k(k), progress=False)
+    expert = evaluate_expert(env_id, episodes=eval_episodes, env_kwargs=kwargs)
     return expert.success_rate
 
 
@@ -412,13 +420,23 @@ def prepare_all(
     """:func:`prepare` every setting of ``env_ids`` (resolved; ``module:id`` modules are
     imported in every worker too) for ``learners``; return the context their runs share."""
     resolved = [resolve_id(env_id) for env_id in env_ids]
-    imports = tuple(sorted({env_id.split(":")[0] for env_id in env_ids if ":" in env_id}))
-    need_rollouts = any(name.startswith("iwm") for name in learners)
+    names = list(env_ids) + list(learners)
+    imports = tuple(sorted({name.split(":")[0] for name in names if ":" in name}))
+    configs = [
+        (learner, learner_config(profile, resolved[0], learner, seed=0))
+        for learner in map(get_learner, learners)
+    ]
+    rollout_ks = {
+        config.k
+        for learner, config in configs
+        if learner.needs_rollouts and _shares_rollouts(config)
+    }
+    eval_episodes = max(config.eval_episodes for _, config in configs)
     expert = {
-        env_id: prepare(profile, env_id, results_dir, need_rollouts)
+        env_id: prepare(profile, env_id, results_dir, rollout_ks, eval_episodes)
         for env_id in tqdm(resolved, desc="preparing demos", disable=not progress, leave=False)
     }
-    return RunContext(str(results_dir), expert, imports)
+    return RunContext(str(results_dir), expert, imports, (os.getcwd(),))
 
 
 def _outdated(path: Path, version: int) -> bool:
@@ -528,14 +546,14 @@ def sweep(
 ) -> SweepOutcome:
     """Run every run of ``profile`` not yet in ``results_dir/results.jsonl``."""
     results_dir = Path(results_dir)
-    learners = list(learners or IMITATION_LEARNERS + RL_LEARNERS)
+    learners = list(learners or profile.learners)
     check_selection(profile, learners)
     executor = executor or local_executor(os.cpu_count() or 1)
     results_file = results_dir / RESULTS_FILE
     existing = read_results(results_file)
     outcome = SweepOutcome(problems=list(existing.problems))
     done = existing.done()
-    context = prepare_all(profile, results_dir, env_ids or SETTINGS, learners, progress)
+    context = prepare_all(profile, results_dir, env_ids or profile.settings, learners, progress)
     phases = plan(profile, list(context.expert_success), learners)
     total = sum(len(phase) for phase in phases)
     outcome.skipped = sum(config_hash(spec) in done for phase in phases for spec in phase)
@@ -562,9 +580,53 @@ def sweep(
     return outcome
 
 
-def with_seeds(profile: Profile, seeds: list[int] | None) -> Profile:
-    """The profile with other seeds (a smaller or larger sweep of the same configs)."""
-    return replace(profile, seeds=tuple(seeds)) if seeds else profile
+def customize(
+    profile: Profile,
+    *,
+    seeds: list[int] | None = None,
+    demos: list[int] | None = None,
+    settings: list[str] | None = None,
+    learners: list[str] | None = None,
+    values: list[str] | None = None,
+) -> Profile:
+    """The profile with other seeds, demo budgets (episode counts: the largest is the full
+    budget), settings, learners or config values (``KEY=VALUE`` for every learner with the
+    field, ``LEARNER.KEY=VALUE`` for one; VALUE is parsed as the field's flag would be)."""
+    changes: dict[str, Any] = {}
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    if demos:
+        full = max(demos)
+        changes.update(full_budget=full, budgets=tuple(sorted(n / full for n in set(demos))))
+        if profile.rl_budget not in changes["budgets"]:
+            changes["rl_budget"] = changes["budgets"][0]
+    if settings:
+        changes["settings"] = tuple(settings)
+    if learners:
+        changes["learners"] = tuple(learners)
+    if values:
+        config = dict(profile.config)
+        per_learner = {name: dict(v) for name, v in profile.per_learner.items()}
+        for item in values:
+            key, value = parse_assignment(item)
+            if "." in key:
+                name, key = key.rsplit(".", 1)
+                per_learner.setdefault(name, {})[key] = value
+            else:
+                config[key] = value
+                for own in per_learner.values():  # a value for all wins over the profile's
+                    own.pop(key, None)
+        changes.update(config=config, per_learner=per_learner)
+    return replace(profile, **changes) if changes else profile
+
+
+def parse_assignment(item: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, text); the text is parsed as the field's type per learner."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set {item!r}: use KEY=VALUE or LEARNER.KEY=VALUE")
+    learner, dot, name = key.rpartition(".")
+    return learner + dot + name.replace("-", "_"), text
 
 
 def describe(profile: Profile) -> str:

@@ -85,8 +85,7 @@ class RunConfig:
             kind = hints[field.name]
             if not _has_type(value, kind):
                 problems.append(
-                    f"{field.name} must be {_type_name(kind)}, got {type(value).__name__} "
-                    f"{value!r}"
+                    f"{field.name} must be {_type_name(kind)}, got {type(value).__name__} {value!r}"
                 )
                 continue
             low, choices = field.metadata.get("low"), field.metadata.get("choices")
@@ -171,7 +170,7 @@ def add_learner_arguments(
     model architecture as a flag group.
 
     A flag the user does not give stays out of the parsed namespace, so
-    :func:`config_from_args` keeps each learner's own default; the help text names the learners
+    the learner keeps its own default (:func:`values_from_args`); the help text names the learners
     a flag belongs to and their defaults where they differ.
     """
     skip = set(skip) | {"model"}
@@ -212,6 +211,7 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 def _add(parser: Any, name: str, kind: Any, help_text: str, choices: Any) -> None:
+    help_text = help_text.replace("%", "%%")  # argparse formats help with %
     if kind is bool:
         parser.add_argument(
             flag(name),
@@ -248,9 +248,9 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def config_from_args(config_type: type, args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build ``config_type`` from parsed arguments (fields absent from ``args`` keep defaults;
-    model flags, when any is given, make the model config)."""
+def values_from_args(config_type: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The config values the user gave as flags (absent flags are left to the learner's
+    defaults); any model flag makes the ``model`` value."""
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_type)
@@ -259,7 +259,31 @@ def config_from_args(config_type: type, args: argparse.Namespace, **overrides: A
     model = {name: getattr(args, name) for name in MODEL_FIELDS if hasattr(args, name)}
     if model:
         values["model"] = ModelConfig(**model)
-    return config_type(**{**values, **overrides})
+    return values
+
+
+def parse_value(config_type: type, name: str, text: str) -> Any:
+    """``text`` (from a ``KEY=VALUE`` option) as the type of field ``name`` of ``config_type``,
+    as its ``--flag`` would parse it; text for a text field stays as it is."""
+    hints = get_type_hints(config_type)
+    if name not in hints or not isinstance(text, str):
+        return text
+    kind = hints[name]
+    members = [k for k in get_args(kind) or (kind,) if k is not type(None)]
+    if str in members:
+        return text
+    if text.lower() == "none" and type(None) in get_args(kind):
+        return None
+    if members == [bool]:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name}={text!r}: expected true or false")
+    try:
+        return _parser_of(kind)(text)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise ValueError(f"{name}={text!r}: expected {_type_name(kind)} ({exc})") from None
 
 
 def command_line(config: RunConfig, defaults: RunConfig) -> str:

@@ -159,9 +159,9 @@ def get_learner(name: str) -> Learner:
         "rollout_file": learner.needs_rollouts,
         "init_from": learner.warm_start is not None,
     }
-    missing = sorted(f for f, needed in needs.items() if needed and f not in config_fields(
-        learner.config
-    ))
+    missing = sorted(
+        f for f, needed in needs.items() if needed and f not in config_fields(learner.config)
+    )
     if missing:
         raise ValueError(
             f"learner {bare!r} declares needs its config {learner.config.__name__} has no field "

@@ -61,13 +61,17 @@ class RLConfig(RunConfig):
     learner: str = option("rl", "the registered learner this run trains as")
     out: str = option("runs/rl", "directory for ``agent.pt`` and ``metrics.json``")
     steps: int = option(
-        20_000, "total env steps of PPO (rounded up to a whole number of rollouts of n_steps)", low=1
+        20_000,
+        "total env steps of PPO (rounded up to a whole number of rollouts of n_steps)",
+        low=1,
     )
     init_from: str | None = option(
         None, "warm start from this agent checkpoint (BC or IWM ``agent.pt``); None = scratch"
     )
     env_kwargs: dict[str, Any] = option(
-        None, "extra ``envs.make`` arguments of the train and test envs, as JSON", default_factory=dict
+        None,
+        "extra ``envs.make`` arguments of the train and test envs, as JSON",
+        default_factory=dict,
     )
     max_actions: int = option(
         64, "action-space size: most admissible commands a state may have (more is an error)", low=1
@@ -460,7 +464,9 @@ class RLCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        self.writer.add_scalar("charts/env_steps_per_s", self.steps_per_second(), self.num_timesteps)
+        self.writer.add_scalar(
+            "charts/env_steps_per_s", self.steps_per_second(), self.num_timesteps
+        )
 
     def _on_training_end(self) -> None:
         if self._last_eval != self.num_timesteps:
