@@ -11,10 +11,26 @@ import numpy as np
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.utils.env_checker import data_equivalence
 
+from envs.contract import FREE_TEXT_MAX_LENGTH, TEXT, free_text_of, is_valid_command
 from envs.registration import make, resolve_id
 
 INFO_KEYS = ("admissible_actions", "invalid_action", "success", "checklist")
 NOT_A_COMMAND = "xyzzy plugh frobnicate"
+#: What the actions check adds to its name for an env that declares free-text templates.
+FREE_TEXT_CHECK = "free-text commands accepted, near-misses refused"
+#: The text the checker fills a free-text template with: no setting suggests it.
+FREE_TEXT_PROBE = "earlyexp checker probe 42"
+#: Texts that break the contract's free-text rule: never accepted in any template.
+BAD_FREE_TEXTS = (
+    "",
+    "   ",
+    "two\nlines",
+    "tab\there",
+    "caf\u00e9",
+    'a "quoted" word',
+    "a ] bracket",
+    "x" * (FREE_TEXT_MAX_LENGTH + 1),
+)
 
 
 class ContractError(AssertionError):
@@ -35,6 +51,9 @@ def check_env(
     that passed. ``instances`` episodes per split are solved by the expert and compared
     across splits. ``report`` is called with each passed check's name (for progress output).
     ``env_kwargs`` are passed to ``make`` for a registered id (e.g. a smaller game pool).
+    An env that declares free-text command templates (see :mod:`envs.contract`) has them
+    checked with its commands: a novel text is accepted, near-misses are refused, and the
+    inadmissible commands probed elsewhere are skipped when they are valid free text.
     """
     if isinstance(env_or_id, str):
         env_id = resolve_id(env_or_id)
@@ -68,7 +87,12 @@ def check_env(
     _check_snapshots(env, seed, rng)
     ok("snapshot round trip")
     _check_actions(env, seed, rng)
-    ok("admissible commands accepted; inadmissible and non-string handled")
+    # the free-text exception is part of the same check (one check name per contract rule)
+    if getattr(env, "free_text_commands", ()):
+        _check_free_text(env, seed, rng, max_steps)
+        ok(f"admissible commands accepted; {FREE_TEXT_CHECK}; inadmissible and non-string handled")
+    else:
+        ok("admissible commands accepted; inadmissible and non-string handled")
     for split_env in (train, test) if test is not None else (train,):
         _check_expert(split_env.unwrapped, instances, seed, max_steps)
         ok(f"expert solves {instances} {split_env.unwrapped.split} instances")
@@ -205,8 +229,8 @@ def _check_actions(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
         expected = env.step(probe)
         env.set_state(snapshot)
         for bad in (NOT_A_COMMAND, "", "click[[x]]"):
-            if bad in info["admissible_actions"]:
-                continue
+            if is_valid_command(env, bad, info["admissible_actions"]):
+                continue  # admissible, or a free-text command the env declares
             obs, reward, terminated, truncated, bad_info = env.step(bad)
             if not bad_info["invalid_action"] or reward != 0.0 or terminated:
                 raise _fail(
@@ -225,6 +249,113 @@ def _check_actions(env: gym.Env, seed: int, rng: np.random.Generator) -> None:
             except TypeError:
                 continue
             raise _fail(env, "non-string action", f"step({wrong!r}) must raise TypeError")
+
+
+def _near_misses(template: str) -> list[str]:
+    """Commands close to a filled ``template`` that must be refused unless they fill some
+    template with valid text: each bad text, and the probe with the template's frame
+    broken (a character of the prefix or suffix dropped, the prefix upper-cased)."""
+    prefix, _, suffix = template.partition(TEXT)
+    misses = [prefix + bad + suffix for bad in BAD_FREE_TEXTS]
+    if prefix:
+        misses += [prefix[1:] + FREE_TEXT_PROBE + suffix, prefix.upper() + FREE_TEXT_PROBE + suffix]
+    if suffix:
+        misses.append(prefix + FREE_TEXT_PROBE + suffix[:-1])
+    return misses
+
+
+def _check_free_text(env: gym.Env, seed: int, rng: np.random.Generator, max_steps: int) -> None:
+    """The contract's free-text exception: each declared template, filled with a novel text,
+    is accepted in some state reached (on random walks and the expert's path), and then as
+    a valid, deterministic step whose snapshot round-trips; ``accepts_free_text`` agrees
+    with ``step``; near-misses and texts that break the free-text rule are refused."""
+    templates = env.free_text_commands
+    if not callable(getattr(env, "accepts_free_text", None)):
+        raise _fail(env, "free text", "free_text_commands are declared but not accepts_free_text")
+    for template in templates:
+        if not isinstance(template, str) or template.count(TEXT) != 1:
+            raise _fail(env, "free text", f"template {template!r} must hold {TEXT!r} exactly once")
+    accepted: set[str] = set()
+    probed = 0
+
+    def refused(command: str, info: dict, snapshot: dict, expected: tuple, where: str) -> None:
+        _, reward, terminated, _, bad_info = env.step(command)
+        if not bad_info["invalid_action"] or reward != 0.0 or terminated:
+            raise _fail(
+                env, "free text", f"{command!r} must be refused: it fills no template ({where})"
+            )
+        if bad_info["admissible_actions"] != info["admissible_actions"] or not data_equivalence(
+            expected, env.step(info["admissible_actions"][0])
+        ):
+            raise _fail(env, "free text", f"the refused {command!r} changed the state ({where})")
+        env.set_state(snapshot)
+
+    def probe(info: dict, where: str) -> None:
+        nonlocal probed
+        probed += 1
+        snapshot = env.get_state()
+        expected = env.step(info["admissible_actions"][0])
+        env.set_state(snapshot)
+        for template in templates:
+            novel = template.replace(TEXT, FREE_TEXT_PROBE)
+            if env.accepts_free_text(novel):
+                accepted.add(template)
+                first = env.step(novel)
+                if first[4]["invalid_action"]:
+                    raise _fail(
+                        env, "free text", f"{novel!r} is accepted but step refused it ({where})"
+                    )
+                after = env.get_state()
+                if not (first[2] or first[3]):
+                    follow = first[4]["admissible_actions"][0]
+                    stepped = env.step(follow)
+                    env.set_state(after)
+                    if not data_equivalence(stepped, env.step(follow)):
+                        raise _fail(
+                            env,
+                            "free text",
+                            f"a snapshot taken after {novel!r} does not round-trip ({where})",
+                        )
+                env.set_state(snapshot)
+                if not data_equivalence(first, env.step(novel)):
+                    raise _fail(
+                        env,
+                        "free text",
+                        f"{novel!r} stepped twice from one state differs ({where})",
+                    )
+                env.set_state(snapshot)
+            elif novel not in info["admissible_actions"]:
+                refused(novel, info, snapshot, expected, where)
+            for miss in _near_misses(template):
+                if miss in info["admissible_actions"]:
+                    continue
+                if any(free_text_of(t, miss) is not None for t in templates):
+                    continue  # it fills a template after all: the env may accept it
+                if env.accepts_free_text(miss):
+                    raise _fail(
+                        env,
+                        "free text",
+                        f"accepts_free_text accepts {miss!r}, which fills no template with "
+                        f"valid text ({where})",
+                    )
+                refused(miss, info, snapshot, expected, where)
+
+    for s in range(seed, seed + 5):
+        info = _walk(env, s, rng, int(rng.integers(0, 8)))
+        probe(info, f"seed {s}, a random walk")
+        _, info = env.reset(seed=s)
+        for step in range(max_steps):
+            probe(info, f"seed {s}, expert step {step}")
+            _, _, terminated, truncated, info = env.step(env.expert_action())
+            if terminated or truncated:
+                break
+    missing = [t for t in templates if t not in accepted]
+    if missing:
+        raise _fail(
+            env,
+            "free text",
+            f"template(s) {missing} never accepted a novel text in {probed} states probed",
+        )
 
 
 def _check_expert(env: gym.Env, instances: int, seed: int, max_steps: int) -> None:

@@ -10,6 +10,17 @@ The contract (see DESIGN.md) in short:
   valid now. An inadmissible command is still a step: the state does not change, the
   observation says the command is not available, ``info["invalid_action"] = True``. A
   non-string action raises ``TypeError``.
+* Free text (the one exception to the rule above): a setting whose commands take text the
+  agent composes (a search query, a message) declares *free-text command templates* in
+  ``free_text_commands``, each holding ``{text}`` once (``"search[{text}]"``), and answers
+  ``accepts_free_text(command) -> bool``: whether ``command``, exactly as given, fills a
+  template that is available in the current state. Such a command is valid even when it
+  is not in ``info["admissible_actions"]``, which keeps listing suggestions (so agents
+  that rank the admissible commands work unchanged). The text is non-blank, at most
+  :data:`FREE_TEXT_MAX_LENGTH` characters of :data:`FREE_TEXT_CHARS` (printable ASCII
+  without line breaks, tabs, brackets or double quotes, which delimit it); anything else,
+  an empty ``search[]`` included, is refused as any inadmissible command.
+  :func:`is_valid_command` is the whole rule.
 * Outcome: reward 1.0 on the step the task is completed, else 0.0; ``terminated`` on success
   or unrecoverable failure; ``info["success"]``; ``info["checklist"]`` maps each verifiable
   sub-goal to whether it holds now.
@@ -18,7 +29,8 @@ The contract (see DESIGN.md) in short:
   RNG included.
 
 A user's plain ``gymnasium.Env`` that provides exactly these works with every learner;
-subclassing :class:`TextEnv` is the short way to get the bookkeeping right.
+subclassing :class:`TextEnv` is the short way to get the bookkeeping right. An env that
+declares no free-text templates (the default) needs neither attribute.
 """
 
 from __future__ import annotations
@@ -34,6 +46,15 @@ SPLITS = ("train", "test")
 #: Characters an observation or command may contain (printable ASCII).
 CHARSET = frozenset(string.printable)
 MAX_TEXT_LENGTH = 8192
+#: The placeholder of a free-text command template.
+TEXT = "{text}"
+#: Characters the text of a free-text command may hold: printable ASCII (space included)
+#: without line breaks, tabs, brackets or double quotes, which delimit it in commands.
+FREE_TEXT_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation + " ") - set(
+    '[]"'
+)
+#: The longest free text (characters): a filled template fits the 256-character action space.
+FREE_TEXT_MAX_LENGTH = 200
 
 
 def text_space(max_length: int = MAX_TEXT_LENGTH) -> spaces.Text:
@@ -49,10 +70,41 @@ def check_split(split: str) -> str:
 
 
 def invalid_action_text(command: str) -> str:
-    """The observation text for a command that is not admissible now."""
+    """The observation text for a command that is not valid now (see :func:`is_valid_command`)."""
     shown = command if len(command) <= 80 else command[:77] + "..."
     # ascii(): the text space is printable ASCII, and repr() keeps printable non-ASCII (é, emoji)
     return f"Nothing happens: the command {ascii(shown)} is not available here."
+
+
+def free_text_of(template: str, command: str) -> str | None:
+    """The text ``command`` fills ``template``'s ``{text}`` with, or ``None`` when it does not
+    fill it: other characters around the text, or a text that is blank, longer than
+    :data:`FREE_TEXT_MAX_LENGTH` or holds a character outside :data:`FREE_TEXT_CHARS`."""
+    prefix, _, suffix = template.partition(TEXT)
+    if len(command) <= len(prefix) + len(suffix):
+        return None
+    if not (command.startswith(prefix) and command.endswith(suffix)):
+        return None
+    text = command[len(prefix) : len(command) - len(suffix)]
+    if len(text) > FREE_TEXT_MAX_LENGTH or not text.strip() or not FREE_TEXT_CHARS.issuperset(text):
+        return None
+    return text
+
+
+def free_text_accepted(env: gym.Env, command: str) -> bool:
+    """Whether ``env`` accepts ``command`` (exactly as given) as a free-text command now;
+    ``False`` for an env that declares no free-text templates."""
+    accepts = getattr(env, "accepts_free_text", None)
+    if not getattr(env, "free_text_commands", ()) or not callable(accepts):
+        return False
+    return bool(accepts(command))
+
+
+def is_valid_command(env: gym.Env, command: str, admissible: list[str]) -> bool:
+    """The contract's rule: whether stepping ``command`` (exactly as given) must be accepted
+    now, where ``admissible`` is the last ``info["admissible_actions"]``: it is admissible,
+    or it is a free-text command the env accepts now."""
+    return command in admissible or free_text_accepted(env, command)
 
 
 class TextEnv(gym.Env[dict, str]):
@@ -69,10 +121,19 @@ class TextEnv(gym.Env[dict, str]):
     * ``expert_action() -> str``: an oracle's command from the current state.
     * optionally ``_succeeded()`` (default: every checklist item holds) and ``_failed()``
       (default: never; an unrecoverable state).
+    * optionally free-text commands: templates in the class attribute
+      ``free_text_commands`` (default none) and ``_free_text_available(template)``
+      (default: always), whether a template may be used in the current state.
+      ``_execute`` then also receives the free-text commands :meth:`accepts_free_text`
+      accepts.
 
     ``step`` ignores whitespace around a command (``" look\n"`` is ``look``), as a terminal
-    would; anything else not in ``info["admissible_actions"]`` is an invalid step.
+    would; anything else neither in ``info["admissible_actions"]`` nor an accepted free-text
+    command is an invalid step.
     """
+
+    #: Free-text command templates, each holding ``{text}`` once (see the module docstring).
+    free_text_commands: tuple[str, ...] = ()
 
     metadata = {"render_modes": ["ansi", "human"]}
 
@@ -117,6 +178,19 @@ class TextEnv(gym.Env[dict, str]):
     def _failed(self) -> bool:
         return False
 
+    def _free_text_available(self, template: str) -> bool:
+        """Whether the free-text ``template`` may be used in the current state."""
+        return True
+
+    def accepts_free_text(self, command: str) -> bool:
+        """Whether ``command`` (exactly as given) fills a free-text template available now."""
+        if self.world is None:
+            return False
+        return any(
+            free_text_of(template, command) is not None and self._free_text_available(template)
+            for template in self.free_text_commands
+        )
+
     # -- Gymnasium API ----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -138,7 +212,7 @@ class TextEnv(gym.Env[dict, str]):
         if self._done:
             raise RuntimeError("the episode has ended; call reset() to start a new one")
         command = action.strip()
-        if command not in self._admissible:
+        if command not in self._admissible and not self.accepts_free_text(command):
             self._text = invalid_action_text(action)
             return self._obs(), 0.0, False, False, self._info(invalid=True, success=False)
         self._text = self._execute(command)

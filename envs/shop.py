@@ -5,8 +5,9 @@ Pure Python and in-house; the catalog, its ``bm25s`` index, instructions, the tr
 partition and WebShop's reward live in :mod:`envs.shop_catalog`. The catalog is shared by
 every env of the process; an instance's immutable part (goal, candidate queries, checklist
 labels, the expert's plan) is a :class:`Task` shared between snapshots, and the mutable
-part is the small :class:`World` (page, query, results page, open item, selected options,
-purchase), so ``get_state`` / ``set_state`` are exact and cheap.
+part is the small :class:`World` (page, query text, results page, open item, selected
+options, purchase), so ``get_state`` / ``set_state`` are exact and cheap (a free-text
+query is part of the world like a suggested one).
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ _ITEM_NAV = (BACK, PREV, DESC, FEAT)
 _SUBPAGE_NAV = [BACK, PREV]
 #: How many other products' titles are offered as distractor queries.
 N_DISTRACTORS = 3
-SEARCH_TEXT = "You are on the search page. Search for a product with one of the queries."
+SEARCH_TEXT = (
+    "You are on the search page. Search for a product with one of the suggested queries or "
+    "your own: search[<query>]."
+)
+#: The free-text command template: any query on the search page.
+SEARCH_TEMPLATE = "search[{text}]"
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,12 +58,13 @@ class Task:
 
 @dataclass(eq=False, slots=True)
 class World:
-    """All mutable episode state. ``query``/``item`` are -1 when none; ``results`` is the
+    """All mutable episode state. ``query`` is the text of the last search ("" when none;
+    a suggested or a free-text query alike), ``item`` -1 when none; ``results`` is the
     (immutable, cached) result list of the last search."""
 
     task: Task
     page: int
-    query: int  # index into task.queries of the last search
+    query: str  # the text of the last search
     results: tuple[int, ...]
     page_no: int  # results page (0-based) shown, or the one the open item came from
     item: int  # product open on ITEM / DESCRIPTION / FEATURES, or bought
@@ -95,7 +102,8 @@ class ShopEnv(TextEnv):
     Pages as in WebShop: the search page; results (BM25 over title, attributes and
     description with ``bm25s``; up to 30 results, 5 per page, titles and prices only); an
     item page (title, price, options with the current selection); its description and
-    features pages. Free text cannot be enumerated, so the search page offers five
+    features pages. The search page takes any query the agent types, as WebShop's does;
+    since free text cannot be enumerated, ``info["admissible_actions"]`` suggests five
     candidate queries in a per-instance shuffled order: the instruction without its price
     clause, its keyword form (attributes + product type), and the titles of three other
     products (one of the same type). ``click[buy now]`` ends the episode.
@@ -114,10 +122,21 @@ class ShopEnv(TextEnv):
 
     ## Action Space
 
-    A text command (``str``), WebShop's syntax: ``search[<query>]`` on the search page (one
-    of the five candidates), ``click[<label>]`` elsewhere: ``back to search``, ``< prev``,
-    ``next >``, a result's title, ``description``, ``features``, an option value, ``buy
-    now``. ``info["admissible_actions"]`` lists the ones valid now (at most 13).
+    A text command (``str``), WebShop's syntax: ``search[<query>]`` on the search page,
+    ``click[<label>]`` elsewhere: ``back to search``, ``< prev``, ``next >``, a result's
+    title, ``description``, ``features``, an option value, ``buy now``.
+    ``info["admissible_actions"]`` lists the ones valid now (at most 13); on the search
+    page these are the five suggested queries.
+
+    ``search[<query>]`` is a free-text command (the contract's exception, see
+    :mod:`envs.contract`): on the search page any query is valid, suggested or not, and
+    runs the same BM25 search (``free_text_commands == ("search[{text}]",)``). The query
+    is non-blank printable ASCII without line breaks, brackets or double quotes, at most
+    200 characters (the command then fits the 256-character action space); anything else
+    (``search[]``, ``search[   ]``, a longer query: nothing is truncated) is an invalid
+    step that changes nothing, as is a search from any other page. A query that matches
+    nothing shows a results page with no results (``back to search`` is then the only
+    command).
 
     ## Observation Space
 
@@ -153,8 +172,12 @@ class ShopEnv(TextEnv):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release. Later in v0 (issue 19): ``search[...]`` takes any query, not only
+      the five suggested ones (which are still the admissible list, so an agent that picks
+      from it sees no change but the search page's wording); the expert is unchanged.
     """
+
+    free_text_commands = (SEARCH_TEMPLATE,)
 
     def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
         super().__init__(split, render_mode)
@@ -193,7 +216,7 @@ class ShopEnv(TextEnv):
             expert_page=rank // PAGE_SIZE,
             labels=labels,
         )
-        self.world = World(task, SEARCH, -1, (), 0, -1, (), 0.0)
+        self.world = World(task, SEARCH, "", (), 0, -1, (), 0.0)
         return goal.text, SEARCH_TEXT
 
     # -- rules ------------------------------------------------------------------------------
@@ -247,9 +270,9 @@ class ShopEnv(TextEnv):
     def _execute(self, command: str) -> str:
         # Only admissible commands reach here: the label exists on the current page.
         w = self.world
-        if command.startswith("search["):
-            w.query = w.task.search_cmds.index(command)
-            w.results = self.catalog.search(w.task.queries[w.query])
+        if command.startswith("search["):  # a suggested query or a free-text one
+            w.query = command[len("search[") : -1]
+            w.results = self.catalog.search(w.query)
             w.page, w.page_no = RESULTS, 0
             return self._results_text()
         label = command[len("click[") : -1]
@@ -311,6 +334,10 @@ class ShopEnv(TextEnv):
         # bought something that does not meet every criterion: nothing left to do
         return self.world.page == BOUGHT
 
+    def _free_text_available(self, template: str) -> bool:
+        # any query, where the suggested ones are offered: on the search page
+        return self.world.page == SEARCH
+
     def _info(self, invalid: bool, success: bool) -> dict:
         info = super()._info(invalid, success)
         if self.world.page == BOUGHT:
@@ -343,9 +370,9 @@ class ShopEnv(TextEnv):
                     if w.selected[i] != value:
                         return p.option_clicks[i][p.options[i][1].index(value)]
                 return BUY
-            return PREV if w.query == t.best else BACK
+            return PREV if w.query == t.queries[t.best] else BACK
         if page == RESULTS:
-            if w.query != t.best:
+            if w.query != t.queries[t.best]:
                 return BACK
             if w.page_no < t.expert_page:
                 return NEXT

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from envs.contract import TextEnv
+from envs.contract import FREE_TEXT_MAX_LENGTH, TextEnv
 
 __all__ = [
     "KINDS",
@@ -283,6 +284,41 @@ def _money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+#: The free-text command templates: the final answer to the customer and the summary a
+#: transfer to a human agent carries (texts the agent composes, as in tau-bench).
+RESPOND_TEMPLATE = "respond[{text}]"
+TRANSFER_TEMPLATE = transfer_cmd("{text}")
+_FREE_TEXT_RULE = (
+    f"non-blank printable ASCII without line breaks, brackets or double quotes, at most "
+    f"{FREE_TEXT_MAX_LENGTH} characters"
+)
+#: Money in a reply: a $ amount, or a number with exactly two decimals ("$45.2", "45.20").
+_AMOUNT = re.compile(
+    r"\$\s?(\d+(?:,\d{3})*(?:\.\d{1,2})?)(?!\.?\d)|\b(\d+(?:,\d{3})*\.\d{2})(?!\.?\d)"
+)
+#: Order statuses in a reply, as the tools report them ("canceled" counts as "cancelled").
+_STATUS_WORDS = re.compile(
+    r"\b(pending|processed|delivered|cancell?ed|return requested|exchange requested)\b", re.I
+)
+
+
+def _cents(amount: str) -> int:
+    whole, _, frac = amount.replace(",", "").partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+def told(reply: str, answer: str) -> bool:
+    """Whether the reply to the customer states ``answer`` (an order total like ``"45.20"``
+    or a status like ``"delivered"``) and no other value of its kind: every amount of money
+    it names is the total, or every order status it names is the status, and it names one.
+    Case, a ``$`` and wording around the value do not matter ("Your total was $45.20.")."""
+    if _STATUS_WORDS.fullmatch(answer):
+        named = {m.lower().replace("canceled", "cancelled") for m in _STATUS_WORDS.findall(reply)}
+        return named == {answer}
+    named = {_cents(a or b) for a, b in _AMOUNT.findall(reply)}
+    return named == {_cents(answer)}
+
+
 # --------------------------------------------------------------------------------------------
 # Instance data
 # --------------------------------------------------------------------------------------------
@@ -529,11 +565,27 @@ class ToolsEnv(TextEnv):
     ``modify_user_address(user_id=..., address1=..., city=..., zip=...)`` with seen
     addresses, ``respond[...]`` with the total and the status of the order in view (the
     final answer; it ends the conversation) and ``transfer_to_human_agents(summary="...")``
-    (ends it too). Bounded by construction (one customer reachable, at most 4 orders, 3
-    items, 4 available variants, 2 zips, 2 addresses): at most 40 commands.
+    with the request's topic (ends it too). Bounded by construction (one customer
+    reachable, at most 4 orders, 3 items, 4 available variants, 2 zips, 2 addresses): at
+    most 40 commands.
 
-    A command not in the list is a step that changes nothing; its text says why (not a
-    tool call, unknown tool, wrong arguments or types, or values not seen).
+    Free text (the contract's exception, see :mod:`envs.contract`): the two texts the agent
+    composes in tau-bench are free-text commands, valid with any text though the list
+    holds only the suggestions above: ``respond[<message>]`` while an order is in view
+    (a reply to the customer; it is judged by the value it states, see Reward) and
+    ``transfer_to_human_agents(summary="<summary>")`` at any time (the summary is not
+    judged, as in tau-bench). The text is non-blank printable ASCII without line breaks,
+    brackets or double quotes, at most 200 characters. Everything else stays a menu, on
+    purpose: ``ask[...]`` topics, because the scripted customer understands only these
+    seven questions (a free question would need a hidden parser), and tool arguments,
+    because each is data copied from the conversation, not composed (ids, emails, names,
+    zips, addresses, the cancel reason, which is an enum in tau-bench): a value that has
+    not appeared can only be a guess, which tau-bench answers with a "not found" error and
+    this setting with an invalid step whose text says so.
+
+    A command that is neither in the list nor an accepted free-text command is a step that
+    changes nothing; its text says why (not a tool call, unknown tool, wrong arguments or
+    types, values not seen, a free text that breaks the rule above).
 
     ## Observation Space
 
@@ -546,7 +598,11 @@ class ToolsEnv(TextEnv):
 
     ## Reward
 
-    1.0 on the step the task is completed, else 0.0.
+    1.0 on the step the task is completed, else 0.0. A ``respond[...]`` answers a total or
+    status question when it names the value and no other value of its kind: every amount
+    of money it names (``$45.2``, ``45.20``) is the order's total, or every order status it
+    names is the order's status, and it names one ("Your order was delivered." counts;
+    "delivered, not pending" does not). The suggested ``respond[45.20]`` is such a reply.
 
     ## Episode End
 
@@ -571,8 +627,14 @@ class ToolsEnv(TextEnv):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release. Later in v0 (issue 19): ``respond[...]`` (while an order is in
+      view) and ``transfer_to_human_agents(summary=...)`` take free text, and an answer
+      counts when it states the value (see Reward) rather than only when it is the
+      suggested text; the admissible list, the expert and every other command are
+      unchanged.
     """
+
+    free_text_commands = (RESPOND_TEMPLATE, TRANSFER_TEMPLATE)
 
     def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
         super().__init__(split, render_mode)
@@ -847,6 +909,10 @@ class ToolsEnv(TextEnv):
         acts.append(transfer_cmd(w.task.summary))
         return acts
 
+    def _free_text_available(self, template: str) -> bool:
+        # an answer is about the order in view; a transfer is always possible
+        return template != RESPOND_TEMPLATE or bool(self.world.focus_order)
+
     def _status(self, order_id: str) -> str:
         change = self.world.changes.get(order_id)
         return change[0] if change else self.world.db.orders[order_id].status
@@ -859,7 +925,8 @@ class ToolsEnv(TextEnv):
         if command.startswith("respond["):
             w.answered = command[8:-1]
             w.ended = True
-            return f"You answered: {w.answered}. The customer thanks you and leaves the chat."
+            stop = "" if w.answered[-1] in ".!?" else "."
+            return f"You answered: {w.answered}{stop} The customer thanks you and leaves the chat."
         m = _CALL.fullmatch(command)
         args = {
             k: (v[1:-1] if v[0] == '"' else tuple(_STR.findall(v))) for k, v in _ARG.findall(m[2])
@@ -1022,7 +1089,7 @@ class ToolsEnv(TextEnv):
         done = {
             CANCEL: w.changes.get(t.order_id) == t.goal_changes.get(t.order_id),
             ADDRESS: w.address == t.goal_address,
-            TOTAL: w.answered == t.answer,
+            TOTAL: bool(t.answer and w.answered) and told(w.answered, t.answer),
             TRANSFER: w.transferred,
         }
         done[RETURN] = done[EXCHANGE] = done[CANCEL]
@@ -1069,7 +1136,9 @@ class ToolsEnv(TextEnv):
         if command.startswith("ask["):
             return "You can ask about: " + ", ".join(QUESTIONS) + "."
         if command.startswith("respond["):
-            return "Answers come from the order in view: its total or its status."
+            if not self.world.focus_order:
+                return "Answers come from the order in view: look an order up first."
+            return f"An answer to the customer is free text: {_FREE_TEXT_RULE}."
         m = _CALL.fullmatch(command)
         if m is None:
             return 'It is not a tool call: write tool(arg="value", ...), ask[...] or respond[...].'
@@ -1079,7 +1148,9 @@ class ToolsEnv(TextEnv):
         params = TOOLS[name]
         signature = f"{name}({', '.join(params)})"
         try:
-            call = ast.parse(f"f({m[2]})", mode="eval").body
+            with warnings.catch_warnings():  # "\q" in a string: an invalid escape warning
+                warnings.simplefilter("ignore")
+                call = ast.parse(f"f({m[2]})", mode="eval").body
             if call.args:
                 raise ValueError
             args = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
@@ -1095,6 +1166,8 @@ class ToolsEnv(TextEnv):
                 return (
                     f"Argument {key} must be {'a string' if kind is str else 'a list of strings'}."
                 )
+        if name == "transfer_to_human_agents":
+            return f"The summary is free text: {_FREE_TEXT_RULE}."
         return "Its argument values have not appeared in the conversation for this call."
 
     # -- expert -----------------------------------------------------------------------------

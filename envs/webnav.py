@@ -591,6 +591,15 @@ class WebNavEnv(TextEnv):
       shown as text on the current page (address values, order status/date/total, a
       thread's forum, author, reply count and reply authors), never the answer alone.
 
+    No free-text commands (``free_text_commands == ()``; see :mod:`envs.contract`), unlike
+    WebArena's ``type`` and ``stop``, and unlike Shop's search: typed values and answers
+    stay the menus above on purpose. Every value a task needs is offered (the update's
+    target value, the requested reply, the answer on the page that shows it), and each is
+    copied from the goal or the page, not composed, so free text could add only values
+    that are wrong or that only look right (a mistyped reply, which fails the task once
+    posted). ``type[City][Atlantis]`` is therefore an invalid step, as any command not in
+    the list.
+
     ## Observation Space
 
     ``{"goal": str, "text": str}``: the task and the current page as an accessibility tree,

@@ -7,9 +7,12 @@ TextWorld ids play the tiny session pool of ``tests/envs/textworld_pools.py``):
   marks, NUL and control characters, lone surrogates), bracket soup (``click[[x]]``,
   ``search[]]``, tool-call look-alikes) and near-misses of the admissible commands (a
   character dropped, duplicated or case-changed, whitespace inserted, punctuation
-  appended). None may raise. One that is not admissible is an invalid step: reward 0.0,
+  appended), and each free-text template a setting declares filled with drawn text (valid
+  free text or not; see :mod:`envs.contract`). None may raise. One that is valid now
+  (:func:`envs.contract.is_valid_command`: admissible, or a free-text command the env
+  accepts) is accepted; any other is an invalid step: reward 0.0,
   ``info["invalid_action"]``, the state unchanged (only the observation text says the
-  command is not available); one that is admissible is accepted.
+  command is not available).
 * **Non-string actions** (None, numbers, bytes, lists, ...) raise ``TypeError``, and only
   ``TypeError``, changing nothing.
 * **Interleavings** of valid steps, invalid steps, ``get_state`` and ``set_state``: a
@@ -40,6 +43,7 @@ from hypothesis import strategies as st
 
 import envs
 from envs import registered_ids
+from envs.contract import FREE_TEXT_CHARS, TEXT, is_valid_command
 from tests.envs.textworld_pools import CASES, pool_kwargs
 
 BUILTIN_IDS = [env_id for env_id in registered_ids() if env_id.startswith("earlyexp/")]
@@ -142,10 +146,27 @@ def padded(command: str) -> st.SearchStrategy[str]:
     return st.tuples(around, around).filter(any).map(lambda lr: lr[0] + command + lr[1])
 
 
-def commands(admissible: list[str]) -> st.SearchStrategy[str]:
+#: Free text to fill a template with: mostly valid free text, sometimes any unicode.
+FREE_TEXTS = st.one_of(
+    st.text(alphabet=sorted(FREE_TEXT_CHARS), min_size=1, max_size=30),
+    st.text(alphabet=sorted(FREE_TEXT_CHARS), min_size=190, max_size=210),
+    st.text(max_size=20),
+)
+
+
+def filled(template: str) -> st.SearchStrategy[str]:
+    """``template`` with drawn text in place of ``{text}``, as is or with a near-miss edit."""
+    command = FREE_TEXTS.map(lambda text: template.replace(TEXT, text))
+    return st.one_of(command, command.flatmap(near_miss))
+
+
+def commands(admissible: list[str], templates: tuple[str, ...] = ()) -> st.SearchStrategy[str]:
     """Arbitrary command strings: near-misses of ``admissible``, ``admissible`` padded
-    with whitespace and, now and then, one of ``admissible`` itself."""
+    with whitespace and, now and then, one of ``admissible`` itself; and the free-text
+    ``templates`` filled with drawn text."""
+    free = (st.sampled_from(templates).flatmap(filled),) if templates else ()
     return st.one_of(
+        *free,
         st.sampled_from(SPECIAL_COMMANDS),
         st.sampled_from(admissible).flatmap(near_miss),
         st.sampled_from(admissible).flatmap(padded),
@@ -227,6 +248,11 @@ def without_text(state: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in state.items() if key != "text"}
 
 
+def _templates(env: gym.Env) -> tuple[str, ...]:
+    """The free-text command templates ``env`` declares (none by default)."""
+    return tuple(getattr(env, "free_text_commands", ()))
+
+
 def _where(env: gym.Env, seed: int) -> str:
     env_id = env.spec.id if env.spec is not None else type(env).__name__
     return f"{env_id} ({getattr(env, 'split', '?')} split, reset seed {seed})"
@@ -246,7 +272,7 @@ def _walk(env: gym.Env, seed: int, data: st.DataObject, steps: int) -> tuple[dic
 
 def _check_valid_step(env: gym.Env, command: str, result: tuple, where: str) -> None:
     _, reward, terminated, truncated, info = result
-    assert not info["invalid_action"], f"{where}: admissible {command!r} was refused"
+    assert not info["invalid_action"], f"{where}: valid {command!r} was refused"
     assert not truncated, f"{where}: the env truncated itself after {command!r}"
     assert reward == float(info["success"]), (
         f"{where}: reward {reward} with success {info['success']} after {command!r}"
@@ -258,38 +284,41 @@ def check_command(env: gym.Env, command: str, info: dict, where: str) -> tuple[d
     """Step an arbitrary ``command`` from the current state (whose last info is ``info``)
     and check the contract's rule for it; return the new info and whether the episode ended.
 
-    Admissible: accepted. Admissible once stripped of surrounding whitespace: either
-    refused as below or exactly the stripped command. Otherwise: an invalid step that
-    changes nothing but the observation text.
+    Valid (admissible, or a free-text command the env accepts now): accepted. Valid once
+    stripped of surrounding whitespace: either refused as below or exactly the stripped
+    command. Otherwise: an invalid step that changes nothing but the observation text.
     """
+    admissible = info["admissible_actions"]
+    stripped = command.strip()
+    valid = is_valid_command(env, command, admissible)
+    valid_stripped = is_valid_command(env, stripped, admissible)
     before = env.get_state()
     result = env.step(command)
     obs, reward, terminated, truncated, after = result
-    if command in info["admissible_actions"]:
+    if valid:
         _check_valid_step(env, command, result, where)
         return after, terminated
-    stripped = command.strip()
-    if not after["invalid_action"] and stripped in info["admissible_actions"]:
+    if not after["invalid_action"] and valid_stripped:
         env.set_state(before)
         assert data_equivalence(result, env.step(stripped), exact=True), (
             f"{where}: {command!r} was accepted but differs from {stripped!r}"
         )
         return after, terminated
-    assert after["invalid_action"] is True, f"{where}: inadmissible {command!r} was accepted"
-    assert reward == 0.0, f"{where}: inadmissible {command!r} got reward {reward}"
-    assert not terminated and not truncated, f"{where}: inadmissible {command!r} ended it"
-    assert not after["success"], f"{where}: inadmissible {command!r} reported success"
+    assert after["invalid_action"] is True, f"{where}: invalid {command!r} was accepted"
+    assert reward == 0.0, f"{where}: invalid {command!r} got reward {reward}"
+    assert not terminated and not truncated, f"{where}: invalid {command!r} ended it"
+    assert not after["success"], f"{where}: invalid {command!r} reported success"
     assert after["admissible_actions"] == info["admissible_actions"], (
-        f"{where}: inadmissible {command!r} changed the admissible commands"
+        f"{where}: invalid {command!r} changed the admissible commands"
     )
     assert after["checklist"] == info["checklist"], (
-        f"{where}: inadmissible {command!r} changed the checklist"
+        f"{where}: invalid {command!r} changed the checklist"
     )
     assert "not available" in obs["text"], (
         f"{where}: the observation does not say {command!r} is not available: {obs['text']!r}"
     )
     assert same_state(without_text(before), without_text(env.get_state())), (
-        f"{where}: inadmissible {command!r} changed the state"
+        f"{where}: invalid {command!r} changed the state"
     )
     return after, False
 
@@ -354,21 +383,21 @@ def run_operations(
                 save()  # an ended episode must restore as ended
         else:
             info, done = check_command(
-                env, data.draw(commands(info["admissible_actions"])), info, where
+                env, data.draw(commands(info["admissible_actions"], _templates(env))), info, where
             )
     return info, done
 
 
 # -- properties: (unwrapped env, reset seed, hypothesis data) -> None, raising on a failure --
 def prop_arbitrary_commands(env: gym.Env, seed: int, data: st.DataObject) -> None:
-    """Arbitrary command strings never raise; inadmissible ones are invalid steps that
-    change nothing, admissible ones are accepted."""
+    """Arbitrary command strings never raise; invalid ones (neither admissible nor accepted
+    free text) are invalid steps that change nothing, valid ones are accepted."""
     where = _where(env, seed)
     info, done = _walk(env, seed, data, data.draw(st.integers(0, 8), label="walk"))
     for _ in range(data.draw(st.integers(1, 8), label="commands")):
         if done:
             break
-        command = data.draw(commands(info["admissible_actions"]), label="command")
+        command = data.draw(commands(info["admissible_actions"], _templates(env)), label="command")
         info, done = check_command(env, command, info, where)
 
 
@@ -423,7 +452,7 @@ def prop_observations_in_space(env: gym.Env, seed: int, data: st.DataObject) -> 
     assert env.observation_space.contains(obs), f"{where}: reset observation {obs!r}"
     for _ in range(data.draw(st.integers(1, 10), label="steps")):
         actions = info["admissible_actions"]
-        command = data.draw(st.one_of(st.sampled_from(actions), commands(actions)))
+        command = data.draw(st.one_of(st.sampled_from(actions), commands(actions, _templates(env))))
         obs, _, terminated, _, info = env.step(command)
         assert env.observation_space.contains(obs), (
             f"{where}: the observation after {command!r} is not in the observation space: "
