@@ -1,4 +1,7 @@
-"""Tests of the Minigrid settings (earlyexp/BabyAI-v0, earlyexp/DoorKey-v0) and their adapter."""
+"""Tests of the Minigrid settings (earlyexp/BabyAI-v0, earlyexp/DoorKey-v0) and their adapter.
+
+The contract's generic properties are tested for every setting in tests/envs/test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +18,9 @@ import envs
 from envs.babyai import BABYAI_LEVELS, BabyAIEnv, target_pairs
 from envs.doorkey import DOORKEY_LEVELS, DoorKeyEnv
 from envs.minigrid_adapter import COMMANDS, HELD_OUT_PAIRS, describe_view
+from tests.envs.helpers import follow_expert
 
 IDS = {"earlyexp/BabyAI-v0": (BabyAIEnv, 64), "earlyexp/DoorKey-v0": (DoorKeyEnv, 100)}
-
-
-def _solve(env, info: dict, cap: int) -> tuple[bool, int]:
-    """Follow the expert until the episode ends or ``cap`` steps; (success, steps)."""
-    for n in range(1, cap + 1):
-        action = env.expert_action()
-        assert action in info["admissible_actions"]
-        _, reward, terminated, truncated, info = env.step(action)
-        if terminated:
-            return bool(info["success"] and reward == 1.0), n
-    return False, cap
 
 
 # -- text rendering ------------------------------------------------------------------------
@@ -90,7 +83,7 @@ def test_text_is_the_engine_view(env_cls) -> None:
             break
 
 
-# -- contract ------------------------------------------------------------------------------
+# -- registration, arguments, rewards ---------------------------------------------------------
 @pytest.mark.parametrize("env_id", IDS)
 def test_registered_cap_and_commands(env_id: str) -> None:
     env = envs.make(env_id)
@@ -110,51 +103,7 @@ def test_engine_step_limit_never_truncates() -> None:
     assert env.world.engine.step_count == native + 10
 
 
-@pytest.mark.parametrize("env_cls", [BabyAIEnv, DoorKeyEnv])
-def test_snapshot_round_trip_with_rng(env_cls) -> None:
-    env, twin = env_cls(), env_cls()
-    twin.reset(seed=99)
-    for seed in range(6):
-        _, info = env.reset(seed=seed)
-        rng = random.Random(seed)
-        for _ in range(rng.randrange(1, 15)):
-            _, _, terminated, _, info = env.step(rng.choice(info["admissible_actions"]))
-            if terminated:
-                break
-        if terminated:
-            continue
-        snap = env.get_state()
-        actions = [rng.choice(COMMANDS) for _ in range(12)] + [env.expert_action()]
-        first = [env.step(a) for a in actions[:1]]
-        env.set_state(snap)
-        env.set_state(env.get_state())
-        twin.set_state(snap)
-        for a in actions:
-            a_out, b_out = env.step(a), twin.step(a)
-            assert a_out[0]["text"] == b_out[0]["text"] and a_out[1:] == b_out[1:]
-            assert np.array_equal(a_out[0]["image"], b_out[0]["image"])
-            if a_out[2]:
-                break
-        env.set_state(snap)
-        assert env.step(actions[0])[1:] == first[0][1:]
-        # the snapshot restores the env's RNG: the next reset is the same instance
-        env.set_state(snap)
-        twin.set_state(snap)
-        assert env.reset()[0]["text"] == twin.reset()[0]["text"]
-        assert env.goal == twin.goal
-
-
-def test_bad_input() -> None:
-    env = BabyAIEnv()
-    _, info = env.reset(seed=1)
-    before = env.world.engine.hash()
-    for bad in (2, None, ["turn left"]):
-        with pytest.raises(TypeError, match="text command"):
-            env.step(bad)
-    obs, reward, terminated, _, step_info = env.step("jump over the wall")
-    assert step_info["invalid_action"] and reward == 0.0 and not terminated
-    assert "not available" in obs["text"]
-    assert env.world.engine.hash() == before
+def test_bad_arguments() -> None:
     for cls, level in ((BabyAIEnv, "GoToLava"), (DoorKeyEnv, "DoorKey-16x16")):
         with pytest.raises(ValueError, match="unknown level"):
             cls(levels=(level,))
@@ -168,7 +117,7 @@ def test_shaped_reward_option(env_cls) -> None:
     for seed in range(4):
         _, info = plain.reset(seed=seed)
         _, shaped_info = shaped.reset(seed=seed)
-        ok, n = _solve(plain, info, 100)
+        ok, n, _ = follow_expert(plain, info, 100)
         assert ok
         for _ in range(n - 1):
             assert shaped.step(shaped.expert_action())[1] == 0.0
@@ -197,7 +146,7 @@ def test_expert_solves_every_instance(env_id: str, split: str) -> None:
     lengths = []
     for seed in range(40):
         _, info = env.reset(seed=seed)
-        ok, n = _solve(env, info, cap)
+        ok, n, _ = follow_expert(env, info, cap)
         assert ok, (split, seed, env.world.level, env.goal)
         lengths.append(n)
     assert max(lengths) <= cap // 2
@@ -205,8 +154,9 @@ def test_expert_solves_every_instance(env_id: str, split: str) -> None:
 
 @pytest.mark.parametrize("env_cls", [BabyAIEnv, DoorKeyEnv])
 def test_expert_from_any_reachable_state(env_cls) -> None:
-    """Random walks, expert steps mixed with random ones, and restores of snapshots: the
-    expert still solves every episode that has not failed."""
+    """BabyAI's expert keeps a plan between steps (BabyAIBot's stack, in the snapshot),
+    DoorKey's replans each step: after random walks with expert steps mixed in and
+    snapshots restored midway, each still solves every episode that has not failed."""
     solved = failed = 0
     for split in envs.SPLITS:
         env = env_cls(split)
@@ -226,7 +176,7 @@ def test_expert_from_any_reachable_state(env_cls) -> None:
             if terminated:
                 failed += env.world.failed
                 continue
-            ok, _ = _solve(env, info, 100)
+            ok, _, _ = follow_expert(env, info, 100)
             assert ok, (split, seed, env.world.level, env.goal)
             solved += 1
     assert solved >= 30, (solved, failed)

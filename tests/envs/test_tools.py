@@ -1,4 +1,7 @@
-"""Tests of the tau-bench-retail-like tool-use setting (earlyexp/Tools-v0)."""
+"""Tests of the tau-bench-retail-like tool-use setting (earlyexp/Tools-v0).
+
+The contract's generic properties are tested for every setting in tests/envs/test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +23,10 @@ from envs.tools import (
     return_cmd,
     user_cmd,
 )
+from tests.envs.helpers import follow_expert, random_walk, walk_states
 
 ENV_ID = "earlyexp/Tools-v0"
 CAP = 30
-
-
-def _follow_expert(env: ToolsEnv, info: dict) -> tuple[bool, int, dict]:
-    """Follow the expert until the episode ends; return (success, steps, last info)."""
-    for n in range(1, CAP + 1):
-        action = env.expert_action()
-        assert action in info["admissible_actions"], (action, info["admissible_actions"])
-        _, reward, terminated, _, info = env.step(action)
-        if terminated:
-            return bool(reward == 1.0 and info["success"]), n, info
-    return False, CAP, info
-
-
-def _random_walk(env: ToolsEnv, info: dict, steps: int, rng: random.Random) -> tuple[dict, bool]:
-    for _ in range(steps):
-        _, _, terminated, _, info = env.step(rng.choice(info["admissible_actions"]))
-        if terminated:
-            return info, True
-    return info, False
 
 
 def _reset_kind(env: ToolsEnv, kind: str, cond=lambda env: True, start: int = 0) -> dict:
@@ -67,14 +52,14 @@ def _identify(env: ToolsEnv) -> None:
         _step(env, env.expert_action())
 
 
-# -- contract and expert -------------------------------------------------------------------
+# -- expert ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("split", envs.SPLITS)
 def test_expert_solves_every_instance(split: str) -> None:
     env = envs.make(ENV_ID, split=split)
     lengths, kinds = [], set()
     for seed in range(100):
         _, info = env.reset(seed=seed)
-        solved, n, info = _follow_expert(env.unwrapped, info)
+        solved, n, info = follow_expert(env, info, CAP)
         assert solved, f"seed {seed}: expert failed, goal {env.unwrapped.goal!r}"
         assert all(info["checklist"].values())
         u = env.unwrapped
@@ -83,21 +68,6 @@ def test_expert_solves_every_instance(split: str) -> None:
         kinds.add(u.world.task.kind)
     assert kinds == set(KINDS)
     assert 4 <= sum(lengths) / len(lengths) <= 7 and max(lengths) <= 10
-
-
-@pytest.mark.parametrize("split", envs.SPLITS)
-def test_expert_solves_from_random_states(split: str) -> None:
-    env = ToolsEnv(split)
-    resumed = 0
-    for seed in range(150):
-        _, info = env.reset(seed=seed)
-        info, done = _random_walk(env, info, 1 + seed % 8, random.Random(seed))
-        if done:  # the walk ended the episode (mostly a failure): nothing left to solve
-            continue
-        solved, _, _ = _follow_expert(env, info)
-        assert solved, f"seed {seed}: expert failed after a random walk"
-        resumed += 1
-    assert resumed >= 40
 
 
 # -- domain rules --------------------------------------------------------------------------
@@ -120,7 +90,7 @@ def test_cancel_non_pending_order_is_an_error_and_changes_nothing() -> None:
     assert text == "Result: Error: non-pending order cannot be cancelled"
     assert env.db_key() == before and reward == 0.0 and not terminated
     # and the task is still solvable
-    assert _follow_expert(env, {"admissible_actions": env.admissible_actions()})[0]
+    assert follow_expert(env, {"admissible_actions": env.admissible_actions()}, CAP)[0]
 
 
 def test_write_before_authentication_is_an_error() -> None:
@@ -275,27 +245,14 @@ def test_test_compositions_never_in_train() -> None:
 
 
 # -- commands, bad input, snapshots --------------------------------------------------------
-def test_admissible_actions_bounded_valid_and_deterministic() -> None:
-    env = ToolsEnv()
+def test_admissible_commands_are_bounded() -> None:
+    """8 to 40 short commands, in deep states too (that they are valid:
+    tests/envs/test_contract.py)."""
     sizes = []
-    for seed in range(40):
-        _, info = env.reset(seed=seed)
-        rng = random.Random(seed)
-        for _ in range(12):
-            actions = info["admissible_actions"]
-            sizes.append(len(actions))
-            assert len(actions) == len(set(actions)) and actions == env.admissible_actions()
-            assert all(len(a.split()) < 20 for a in actions)
-            snap = env.get_state()
-            for action in actions:
-                env.set_state(snap)
-                assert not env.step(action)[4]["invalid_action"], action
-            env.set_state(snap)
-            # mostly the expert, sometimes a random command: reach deep states
-            pick = env.expert_action() if rng.random() < 0.6 else rng.choice(actions)
-            _, _, terminated, _, info = env.step(pick)
-            if terminated:
-                break
+    # mostly the expert, sometimes a random command: reach deep states
+    for info in walk_states(ToolsEnv(), range(40), 12, expert=0.6):
+        sizes.append(len(info["admissible_actions"]))
+        assert all(len(a.split()) < 20 for a in info["admissible_actions"])
     assert min(sizes) >= 8 and max(sizes) <= 40
 
 
@@ -328,50 +285,19 @@ def test_bad_input_is_inadmissible_with_a_clear_text() -> None:
             getattr(state["world"], f) == getattr(before["world"], f)
             for f in state["world"].__slots__
         ), command
-    for bad in (0, None, ["ask[email]"]):
-        with pytest.raises(TypeError, match="text command"):
-            env.step(bad)
 
 
-def test_snapshots_are_exact_and_share_the_database() -> None:
-    env, other = ToolsEnv(), ToolsEnv()
-    other.reset(seed=999)
-    for seed in range(20):
+def test_snapshots_share_the_database() -> None:
+    """A snapshot copies the episode's few short lists, not the immutable database (that
+    snapshots are exact: tests/envs/test_contract.py)."""
+    env = ToolsEnv()
+    for seed in range(10):
         _, info = env.reset(seed=seed)
-        info, done = _random_walk(env, info, 3, random.Random(seed))
-        if done:
-            continue
-        snap = env.get_state()
-        assert snap["world"].db is env.world.db  # the immutable part is shared, not copied
-        other.set_state(snap)
-        rng = random.Random(seed + 1)
-        for _ in range(8):
-            action = rng.choice(info["admissible_actions"])
-            a, b = env.step(action), other.step(action)
-            assert a == b
-            info = a[4]
-            if a[2]:
-                break
-        env.set_state(snap)
-        other.set_state(snap)
-        assert env.reset() == other.reset()
+        random_walk(env, info, 3, random.Random(seed))
+        assert env.get_state()["world"].db is env.world.db
 
 
-def test_deterministic_under_seed_and_seeds_differ() -> None:
-    def rollout(seed: int) -> list:
-        env = envs.make(ENV_ID)
-        obs, info = env.reset(seed=seed)
-        trace = [(obs, info)]
-        rng = random.Random(seed)
-        for _ in range(10):
-            out = env.step(rng.choice(info["admissible_actions"]))
-            trace.append(out)
-            info = out[4]
-            if out[2]:
-                break
-        return trace
-
-    assert rollout(5) == rollout(5)
+def test_seeds_draw_different_databases() -> None:
     env = ToolsEnv()
     env.reset(seed=0)
     first = env.world.db.orders

@@ -1,4 +1,7 @@
-"""Tests of the WebArena-like site navigation setting (earlyexp/WebNav-v0)."""
+"""Tests of the WebArena-like site navigation setting (earlyexp/WebNav-v0).
+
+The contract's generic properties are tested for every setting in tests/envs/test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from envs.webnav import (
     goal_templates,
     variant_names,
 )
+from tests.envs.helpers import follow_expert, walk_states
 
 ENV_ID = "earlyexp/WebNav-v0"
 CAP = 30
@@ -43,26 +47,6 @@ def _world_key(env: WebNavEnv) -> tuple:
         w.answered,
         w.failed,
     )
-
-
-def _random_walk(env, info: dict, steps: int, rng: random.Random) -> tuple[dict, bool]:
-    """Take up to ``steps`` random admissible commands; return (info, episode ended)."""
-    for _ in range(steps):
-        _, _, terminated, truncated, info = env.step(rng.choice(info["admissible_actions"]))
-        if terminated or truncated:
-            return info, True
-    return info, False
-
-
-def _follow_expert(env, info: dict) -> tuple[bool, int, dict]:
-    """Follow the expert until the episode ends; return (success, steps, last info)."""
-    for n in range(1, CAP + 1):
-        action = env.unwrapped.expert_action()
-        assert action in info["admissible_actions"], (action, info["admissible_actions"])
-        _, reward, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            return bool(reward == 1.0 and info["success"] and terminated), n, info
-    return False, CAP, info
 
 
 def _instance(family: str, split: str = "train", slot: str | None = None, where=None) -> tuple:
@@ -93,60 +77,13 @@ def test_expert_solves_every_instance(split: str) -> None:
     lengths, families = [], Counter()
     for seed in range(100):
         _, info = env.reset(seed=seed)
-        solved, n, info = _follow_expert(env, info)
+        solved, n, info = follow_expert(env, info, CAP)
         assert solved, f"seed {seed}: expert failed, goal {env.unwrapped.goal!r}"
         assert all(info["checklist"].values())
         lengths.append(n)
         families[env.unwrapped.world.task.family] += 1
     assert set(families) == set(FAMILIES)
     assert min(lengths) >= 2 and max(lengths) <= 6
-
-
-@pytest.mark.parametrize("split", envs.SPLITS)
-def test_expert_solves_from_random_states(split: str) -> None:
-    env = envs.make(ENV_ID, split=split)
-    solved_after_walk = 0
-    for seed in range(100):
-        rng = random.Random(seed)
-        _, info = env.reset(seed=seed)
-        # walk randomly but never end the episode, so every state reached is a live one
-        for _ in range(rng.randrange(1, 15)):
-            snap = env.unwrapped.get_state()
-            _, _, terminated, _, next_info = env.step(rng.choice(info["admissible_actions"]))
-            if terminated:
-                env.unwrapped.set_state(snap)
-                break
-            info = next_info
-        solved, _, _ = _follow_expert(env, info)
-        assert solved, f"seed {seed}: expert failed after a random walk"
-        solved_after_walk += 1
-    assert solved_after_walk == 100
-
-
-def test_snapshot_restores_into_another_env() -> None:
-    env, other = WebNavEnv(), WebNavEnv()
-    other.reset(seed=999)
-    for seed in range(20):
-        _, info = env.reset(seed=seed)
-        info, done = _random_walk(env, info, 6, random.Random(seed))
-        if done:
-            continue
-        snap = env.get_state()
-        other.set_state(snap)
-        assert _world_key(other) == _world_key(env)
-        rng = random.Random(seed + 1)
-        for _ in range(8):
-            action = rng.choice(info["admissible_actions"])
-            a, b = env.step(action), other.step(action)
-            assert a == b
-            info = a[4]
-            if a[2]:
-                break
-        # the snapshot is not aliased: restoring it again gives the state it was taken in
-        env.set_state(snap)
-        other.set_state(snap)
-        assert _world_key(env) == _world_key(other)
-        assert env.world.page == snap["world"].page and env.world.posted == snap["world"].posted
 
 
 def test_never_solved_or_failed_at_reset() -> None:
@@ -397,26 +334,12 @@ def test_page_rendering_format() -> None:
     assert obs["text"].endswith(f"button '{env.world.site.variant.save}'")
 
 
-def test_admissible_actions_are_valid_and_bounded() -> None:
-    env = WebNavEnv("test")
+def test_admissible_commands_are_bounded() -> None:
+    """At most 40 short commands (that they are valid: tests/envs/test_contract.py)."""
     sizes = []
-    for seed in range(30):
-        _, info = env.reset(seed=seed)
-        rng = random.Random(seed)
-        for _ in range(10):
-            actions = info["admissible_actions"]
-            sizes.append(len(actions))
-            assert actions and len(actions) == len(set(actions))
-            assert actions == env.admissible_actions()
-            assert all(len(a.split()) < 20 for a in actions)
-            snap = env.get_state()
-            for action in actions:
-                env.set_state(snap)
-                assert not env.step(action)[4]["invalid_action"], action
-            env.set_state(snap)
-            _, _, terminated, _, info = env.step(rng.choice(actions))
-            if terminated:
-                break
+    for info in walk_states(WebNavEnv("test"), range(30), 10):
+        sizes.append(len(info["admissible_actions"]))
+        assert all(len(a.split()) < 20 for a in info["admissible_actions"])
     assert max(sizes) <= 40
 
 
@@ -445,8 +368,6 @@ def test_bad_input_is_inadmissible_and_changes_nothing() -> None:
     env.reset(seed=0)
     assert env.step("type[City][Boston]")[4]["invalid_action"]
     assert env.step("go_back")[4]["invalid_action"]
-    with pytest.raises(TypeError, match="text command"):
-        env.step(3)
 
 
 def test_go_back_follows_the_history() -> None:
