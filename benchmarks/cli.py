@@ -122,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = ", ".join(
         f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
         for key, value in metrics.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and key != "seed"
+        if key not in ("env_id", "learner", "seed")
+        and (isinstance(value, int | float | str) and not isinstance(value, bool))
     )
     print(f"trained {config.learner} on {env_id}: {summary}; saved {config.out}/agent.pt")
     if "eval" in metrics:

@@ -46,20 +46,16 @@ from tqdm.auto import tqdm
 from agents.files import atomic_write
 from benchmarks.results import config_hash
 from benchmarks.sweep import (
-    IMITATION_LEARNERS,
     PROFILES,
-    RL_LEARNERS,
-    SETTINGS,
-    WARM_START,
     Profile,
     RunContext,
     check_selection,
-    imitation_spec,
     prepare_all,
-    rl_spec,
     run,
+    run_spec,
     versions,
 )
+from learners import get_learner
 
 #: The limit the largest run is checked against (4 GiB).
 LIMIT_BYTES = 4 * 1024**3
@@ -76,19 +72,18 @@ def memory_plan(
     learners.
     """
     check_selection(profile, learners)
+    on_demos = [name for name in learners if get_learner(name).needs_demos]
+    on_env = [name for name in learners if not get_learner(name).needs_demos]
     specs: list[dict] = []
     for env_id in env_ids:
-        specs += [
-            imitation_spec(profile, env_id, name, budget, seed)
-            for name in learners
-            if name in IMITATION_LEARNERS
-        ]
+        specs += [run_spec(profile, env_id, name, seed, budget) for name in on_demos]
         hashes = {config_hash(spec) for spec in specs}
-        for name in dict.fromkeys(WARM_START[rl] for rl in learners if rl in WARM_START):
-            source = imitation_spec(profile, env_id, name, profile.rl_budget, seed)
+        sources = [get_learner(name).warm_start for name in on_env]
+        for name in dict.fromkeys(source for source in sources if source is not None):
+            source = run_spec(profile, env_id, name, seed, profile.rl_budget)
             if config_hash(source) not in hashes:
                 specs.append(source)
-        specs += [rl_spec(profile, env_id, name, seed) for name in learners if name in RL_LEARNERS]
+        specs += [run_spec(profile, env_id, name, seed) for name in on_env]
     return specs
 
 
@@ -195,9 +190,9 @@ def measure(
     budget = max(profile.budgets) if budget is None else budget
     if not 0 < budget <= 1:
         raise ValueError(f"budget must be a fraction in (0, 1], got {budget}")
-    learners = list(learners or IMITATION_LEARNERS + RL_LEARNERS)
+    learners = list(learners or profile.learners)
     check_selection(profile, learners)
-    context = prepare_all(profile, Path(work_dir), env_ids or SETTINGS, learners, progress)
+    context = prepare_all(profile, Path(work_dir), env_ids or profile.settings, learners, progress)
     specs = memory_plan(profile, list(context.expert_success), learners, budget, seed)
 
     rows: list[dict[str, Any]] = []
@@ -217,7 +212,7 @@ def measure(
                     "env_id": spec["env_id"],
                     "learner": spec["learner"],
                     "kind": spec["kind"],
-                    "budget": spec["budget"] if spec["kind"] == "imitation" else None,
+                    "budget": spec.get("budget"),
                     "init_budget": spec.get("init_budget"),
                     "seed": spec["seed"],
                     "hash": config_hash(spec),
@@ -296,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "--learners",
         nargs="+",
         default=None,
-        help=f"default: all ({' '.join(IMITATION_LEARNERS + RL_LEARNERS)})",
+        help="default: the profile's",
     )
     parser.add_argument(
         "--budget",

@@ -93,7 +93,7 @@ class RunConfig:
                 problems.append(f"{field.name} must be >= {low:g}, got {value}")
             if choices and value is not None and value not in choices:
                 listed = ", ".join(map(str, choices))
-                problems.append(f"{field.name} {value!r} is not one of {listed}")
+                problems.append(f"unknown {field.name} {value!r}; choose one of {listed}")
         return problems
 
 
@@ -193,7 +193,10 @@ def add_learner_arguments(
             default_text = "; ".join(f"{who}: {_default(f)}" for who, _, f, _ in owners)
         if len(owners) < len(configs):
             default_text = f"{'/'.join(who for who, _, _, _ in owners)} only; {default_text}"
-        _add(parser, name, kind, f"{doc} ({default_text})", field.metadata.get("choices"))
+        choices = field.metadata.get("choices")
+        if choices:  # validated by the config itself, with the same message as in Python
+            doc = f"{doc}: {' | '.join(map(str, choices))}"
+        _add(parser, name, kind, f"{doc} ({default_text})")
 
     group = parser.add_argument_group(
         "model", "architecture of a fresh agent (agents.ModelConfig); every learner takes these"
@@ -201,7 +204,7 @@ def add_learner_arguments(
     hints, docs = get_type_hints(ModelConfig), field_help(ModelConfig)
     for field in dataclasses.fields(ModelConfig):
         help_text = f"{docs.get(field.name, '')} (default: {field.default})"
-        _add(group, field.name, hints[field.name], help_text, None)
+        _add(group, field.name, hints[field.name], help_text)
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -210,7 +213,7 @@ def _default(field: dataclasses.Field) -> Any:
     return field.default
 
 
-def _add(parser: Any, name: str, kind: Any, help_text: str, choices: Any) -> None:
+def _add(parser: Any, name: str, kind: Any, help_text: str) -> None:
     help_text = help_text.replace("%", "%%")  # argparse formats help with %
     if kind is bool:
         parser.add_argument(
@@ -224,15 +227,20 @@ def _add(parser: Any, name: str, kind: Any, help_text: str, choices: Any) -> Non
         flag(name),
         type=_parser_of(kind),
         default=argparse.SUPPRESS,
-        choices=choices,
         help=help_text,
     )
 
 
+def _members(kind: Any) -> list[Any]:
+    """The non-None members of a union (``int | None`` -> [int]), or ``[kind]``."""
+    if get_origin(kind) in (Union, types.UnionType):
+        return [k for k in get_args(kind) if k is not type(None)]
+    return [kind]
+
+
 def _parser_of(kind: Any) -> Any:
     # ``int | None`` and friends: parse as the non-None member; a dict is given as JSON.
-    members = [k for k in get_args(kind) or (kind,) if k is not type(None)]
-    member = members[0]
+    member = _members(kind)[0]
     if (get_origin(member) or member) is dict:
         return _json_object
     return member
@@ -269,7 +277,7 @@ def parse_value(config_type: type, name: str, text: str) -> Any:
     if name not in hints or not isinstance(text, str):
         return text
     kind = hints[name]
-    members = [k for k in get_args(kind) or (kind,) if k is not type(None)]
+    members = _members(kind)
     if str in members:
         return text
     if text.lower() == "none" and type(None) in get_args(kind):

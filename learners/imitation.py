@@ -10,7 +10,7 @@ evaluate on the test split beside a random policy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,10 @@ def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[li
     return train, [e for i, e in enumerate(dataset.episodes) if i in val]
 
 
+#: A policy loss on a minibatch of decisions: the loss, and scalars to log (tag -> value).
+PolicyLoss = Callable[[Agent, list[Decision]], tuple[torch.Tensor, dict[str, float]]]
+
+
 def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
     """Mean negative log-likelihood of the expert's commands under the policy."""
     batch = collate([d.state for d in decisions], [d.candidates for d in decisions])
@@ -110,16 +114,21 @@ def behaviour_cloning(
     writer: SummaryWriter | None = None,
     progress: bool = True,
     global_step: int = 0,
+    loss: PolicyLoss | None = None,
 ) -> dict[str, Any]:
     """Fit ``agent``'s policy to ``train`` in place; stop early on ``val``; keep the weights of
     the best validation accuracy (lowest validation NLL among equals).
 
-    Shared by BC and the imitation stage of implicit world modeling.
+    Shared by BC, the imitation stage of implicit world modeling, and any learner that
+    brings its own ``loss`` (a minibatch's loss and the scalars to log; default: the NLL of
+    the expert's commands).
     """
 
     def loss_fn(chunk: list[Decision]) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = policy_nll(agent, chunk)
-        return loss, {"losses/bc_nll": loss.item()}
+        if loss is not None:
+            return loss(agent, chunk)
+        nll = policy_nll(agent, chunk)
+        return nll, {"losses/bc_nll": nll.item()}
 
     def validation() -> dict[str, float]:
         nll, accuracy = validate(agent, val)
@@ -243,9 +252,10 @@ def fit_policy(
     writer: SummaryWriter,
     global_step: int = 0,
     max_updates: int | None = None,
+    loss: PolicyLoss | None = None,
 ) -> dict[str, Any]:
     """:func:`behaviour_cloning` with the settings of ``config`` (``max_updates`` overrides
-    its budget)."""
+    its budget; ``loss`` replaces the NLL)."""
     return behaviour_cloning(
         agent,
         train,
@@ -259,6 +269,7 @@ def fit_policy(
         writer=writer,
         progress=config.progress,
         global_step=global_step,
+        loss=loss,
     )
 
 

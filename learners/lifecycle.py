@@ -84,6 +84,12 @@ def flat_config(config: RunConfig) -> dict[str, Any]:
     return flat
 
 
+def new_agent(config: RunConfig) -> Agent:
+    """A fresh agent of ``config.model`` (None: the default), weights seeded by ``config.seed``."""
+    model = config.model if config.model is not None else ModelConfig()
+    return Agent(AgentConfig(model=model), seed=config.seed)
+
+
 class Run:
     """The lifecycle of one training run of ``config`` (a :class:`RunConfig`).
 
@@ -112,8 +118,7 @@ class Run:
 
     def new_agent(self) -> Agent:
         """A fresh agent of the config's architecture, its weights seeded by ``config.seed``."""
-        model = self.config.model if self.config.model is not None else ModelConfig()
-        return Agent(AgentConfig(model=model), seed=self.config.seed)
+        return new_agent(self.config)
 
     def finish(
         self,

@@ -116,8 +116,6 @@ def register_learner(
     for what, entry in (("train", train), ("config", config)):
         if isinstance(entry, str) and ":" not in entry:
             raise ValueError(f"{what} must be an object or a 'module:attr' string, got {entry!r}")
-    if not isinstance(config, str):
-        _check_config_type(name, config)
     learner = Learner(
         name,
         train,
@@ -129,6 +127,8 @@ def register_learner(
         warm_start,
         description,
     )
+    if not isinstance(config, str):  # a lazy config is checked when it is first used
+        _check_declared_needs(learner)
     existing = _LEARNERS.get(name)
     if existing is not None and existing != learner:
         raise ValueError(
@@ -152,27 +152,31 @@ def get_learner(name: str) -> Learner:
             f"unknown learner {name!r}; registered: {', '.join(registered_learners())}. "
             "A user learner registers itself when its module is imported: pass 'module:name'."
         )
-    _check_config_type(bare, learner.config)
-    needs = {
-        "demos": learner.needs_demos,
-        "episodes": learner.needs_demos,
-        "rollout_file": learner.needs_rollouts,
-        "init_from": learner.warm_start is not None,
-    }
-    missing = sorted(
-        f for f, needed in needs.items() if needed and f not in config_fields(learner.config)
-    )
-    if missing:
-        raise ValueError(
-            f"learner {bare!r} declares needs its config {learner.config.__name__} has no field "
-            f"for: {', '.join(missing)}"
-        )
+    _check_declared_needs(learner)
     return dataclasses.replace(learner, name=name) if name != bare else learner
 
 
 def registered_learners() -> list[str]:
     """Every registered learner name (built-ins and imported user learners)."""
     return sorted(_LEARNERS)
+
+
+def _check_declared_needs(learner: Learner) -> None:
+    """The config type is a RunConfig with a field for each declared need."""
+    _check_config_type(learner.name, learner.config)
+    needs = {
+        "demos": learner.needs_demos,
+        "episodes": learner.needs_demos,
+        "rollout_file": learner.needs_rollouts,
+        "init_from": learner.warm_start is not None,
+    }
+    fields = config_fields(learner.config)
+    missing = sorted(f for f, needed in needs.items() if needed and f not in fields)
+    if missing:
+        raise ValueError(
+            f"learner {learner.name!r} declares needs that its config "
+            f"{learner.config.__name__} has no field for: {', '.join(missing)}"
+        )
 
 
 def _check_config_type(name: str, config: Any) -> None:

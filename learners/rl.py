@@ -47,7 +47,7 @@ from agents.tokenizer import PAD
 from envs import make
 from learners.config import RunConfig, option
 from learners.evaluate import EvalResult, evaluate_agent
-from learners.lifecycle import Run, log_evaluation
+from learners.lifecycle import Run, log_evaluation, new_agent
 
 
 @dataclass
@@ -323,15 +323,15 @@ def _extent(used: torch.Tensor) -> int:
 
 
 # -- 3. training -----------------------------------------------------------------------------
-def initial_agent(config: RLConfig, run: Run) -> Agent:
-    """The agent RL starts from: ``init_from`` when given, else the run's fresh agent.
+def initial_agent(config: RLConfig) -> Agent:
+    """The agent RL starts from: ``init_from`` when given, else a fresh one.
 
     Raises:
         ValueError: the checkpoint was trained on another env than ``config.env_id``, or its
             model differs from an explicitly given ``config.model``; the message says which.
     """
     if config.init_from is None:
-        return run.new_agent()
+        return new_agent(config)
     agent = Agent.load(config.init_from)
     given = AgentConfig(model=config.model) if config.model is not None else None
     if given is not None and agent.config != given:
@@ -523,7 +523,7 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
         env_steps_per_second (training only, evaluation left out).
     """
     with Run(config) as run:
-        agent = initial_agent(config, run)
+        agent = initial_agent(config)
         train_env = make(config.env_id, split="train", **config.env_kwargs)
         env = TokenizedEnv(train_env, agent, config.max_actions)
         ppo = build_ppo(agent, env, config)

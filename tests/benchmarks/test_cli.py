@@ -94,7 +94,8 @@ def test_rollouts_then_train_iwm(tmp_path: Path, capsys: pytest.CaptureFixture) 
     args += ["--rollout-file", str(rollouts), "--max-updates", "40", "--wm-updates", "20"]
     assert main([*args, "--eval-episodes", "3", "--log-dir", str(tmp_path / "runs")]) == 0
     printed = capsys.readouterr().out
-    assert "trained iwm" in printed and "copying the current observation" in printed
+    assert "trained iwm on toy/Corridor-v0" in printed
+    assert "wm_val_f1" in printed and "wm_copy_f1" in printed  # beside copying's F1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["budget"] == "matched" and metrics["updates"] <= 40
 
@@ -126,9 +127,11 @@ def test_train_rl_from_scratch_and_from_bc(tmp_path: Path, capsys: pytest.Captur
     rl_args = ["train", TOY, "--learner", "rl", "--steps", "128", "--n-steps", "64"]
     rl_args += ["--eval-every", "64", *common]
     assert main([*rl_args, "--out", str(rl / "scratch")]) == 0
-    assert "trained rl from scratch for 128 env steps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trained rl on toy/Corridor-v0" in printed and "env_steps 128" in printed
+    assert "init_from" not in printed  # from scratch
     assert main([*rl_args, "--out", str(rl / "warm"), "--init-from", str(bc / "agent.pt")]) == 0
-    assert f"trained rl from {bc / 'agent.pt'}" in capsys.readouterr().out
+    assert f"init_from {bc / 'agent.pt'}" in capsys.readouterr().out
     assert main(["eval", str(rl / "warm" / "agent.pt"), "--env", TOY, "--episodes", "3"]) == 0
     assert main([*rl_args, "--out", str(rl / "x"), "--demos", str(demos)]) == 1
     assert "--demos: not a flag of --learner rl" in capsys.readouterr().err

@@ -22,9 +22,9 @@ SEEDS = (0, 1, 2)
 PLANNED = [
     config_hash(spec)
     for phase in sweep.plan(
-        sweep.with_seeds(sweep.PROFILES["smoke"], list(SEEDS)),
+        sweep.customize(sweep.PROFILES["smoke"], seeds=list(SEEDS)),
         ["toy/Corridor-v0"],
-        list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS),
+        list(sweep.PROFILES["smoke"].learners),
     )
     for spec in phase
 ]

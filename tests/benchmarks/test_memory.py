@@ -16,11 +16,12 @@ QUICK = sweep.PROFILES["quick"]
 
 def test_plan_runs_each_warm_start_source_before_it() -> None:
     envs_ = ["earlyexp/Household-v0"]
-    learners = list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS)
+    learners = list(QUICK.learners)
+    on_demos = ["bc", "dagger", "iwm-matched", "iwm-extra"]
     specs = memory.memory_plan(QUICK, envs_, learners, budget=1.0)
     # four imitation runs at 1.0, the BC and IWM runs RL starts from (0.25), three RL runs
     assert [(s["learner"], s.get("budget")) for s in specs[:6]] == [
-        *((name, 1.0) for name in sweep.IMITATION_LEARNERS),
+        *((name, 1.0) for name in on_demos),
         ("bc", QUICK.rl_budget),
         ("iwm-matched", QUICK.rl_budget),
     ]

@@ -20,10 +20,14 @@ SMOKE = sweep.PROFILES["smoke"]
 ROOT = Path(__file__).parents[2]
 
 
+ON_DEMOS = ["bc", "dagger", "iwm-matched", "iwm-extra"]
+WARM_START = {"rl-from-bc": "bc", "rl-from-iwm": "iwm-matched"}
+
+
 def test_plan_covers_the_grid_once() -> None:
     envs_ = ["earlyexp/Household-v0", "earlyexp/Shop-v0"]
-    first, second = sweep.plan(SMOKE, envs_, list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS))
-    per_seed = len(sweep.IMITATION_LEARNERS) * len(SMOKE.budgets) + 1  # + rl-scratch
+    first, second = sweep.plan(SMOKE, envs_, list(SMOKE.learners))
+    per_seed = len(ON_DEMOS) * len(SMOKE.budgets) + 1  # + rl-scratch
     assert len(first) == len(envs_) * len(SMOKE.seeds) * per_seed
     assert len(second) == len(envs_) * len(SMOKE.seeds) * 2
     hashes = [config_hash(spec) for spec in first + second]
@@ -32,7 +36,7 @@ def test_plan_covers_the_grid_once() -> None:
     first_hashes = {config_hash(spec): spec for spec in first}
     for spec in second:
         source = first_hashes[spec["init_hash"]]
-        assert source["learner"] == sweep.WARM_START[spec["learner"]]
+        assert source["learner"] == WARM_START[spec["learner"]] == spec["init_learner"]
         assert (source["env_id"], source["seed"]) == (spec["env_id"], spec["seed"])
         assert source["budget"] == SMOKE.rl_budget
 
@@ -62,16 +66,15 @@ def test_smoke_profile_end_to_end(
     outcome = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
     assert outcome.failures == []
     rows = read_results(tmp_path / RESULTS_FILE).rows
-    first, second = sweep.plan(
-        SMOKE, list(sweep.SETTINGS), list(sweep.IMITATION_LEARNERS + sweep.RL_LEARNERS)
-    )
+    first, second = sweep.plan(SMOKE, list(sweep.SETTINGS), list(SMOKE.learners))
     assert outcome.finished == len(rows) == len(first) + len(second)
     assert {row["env_id"] for row in rows} == set(sweep.SETTINGS)
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
         assert row["versions"]["torch"]
     rl = [row for row in rows if row["kind"] == "rl"]
-    assert rl and all(row["curve"] and row["curve"][-1][0] >= SMOKE.rl_steps for row in rl)
+    steps = SMOKE.per_learner["rl-scratch"]["steps"]
+    assert rl and all(row["curve"] and row["curve"][-1][0] >= steps for row in rl)
     assert list((tmp_path / "tensorboard").iterdir())
     # a second invocation finds everything done
     again = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
@@ -175,12 +178,12 @@ def test_prepare_recollects_data_of_an_older_format(
     import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 
     env_id = "toy/Corridor-v0"
-    sweep.prepare(SMOKE, env_id, tmp_path, need_rollouts=True)
+    sweep.prepare(SMOKE, env_id, tmp_path, {"2"}, 3)
     data = sweep.data_dir(tmp_path, env_id)
-    current = {name: (data / name).read_bytes() for name in ("demos.jsonl", "rollouts.jsonl")}
+    current = {name: (data / name).read_bytes() for name in ("demos.jsonl", "rollouts-k2.jsonl")}
     for name, content in current.items():  # what an earlier earlyexp (format version 1) left
         (data / name).write_bytes(content.replace(b'"version": 2', b'"version": 1', 1))
-    sweep.prepare(SMOKE, env_id, tmp_path, need_rollouts=True)
+    sweep.prepare(SMOKE, env_id, tmp_path, {"2"}, 3)
     assert {name: (data / name).read_bytes() for name in current} == current
     err = capsys.readouterr().err
     assert err.count("written by an older earlyexp; collecting it again") == 2, err

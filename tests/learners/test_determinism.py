@@ -42,8 +42,15 @@ def _pipeline(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     root.mkdir()
     monkeypatch.chdir(root)
     collect_demos(HOUSEHOLD, 6, "demos.jsonl", seed=0, progress=False)
-    common = dict(env_id=HOUSEHOLD, demos="demos.jsonl", seed=0, log_dir="runs", progress=False)
-    bc = train_bc(BCConfig(**common, out="bc", max_updates=20, val_every=5, eval_episodes=0), SMALL)
+    common = dict(
+        env_id=HOUSEHOLD,
+        demos="demos.jsonl",
+        seed=0,
+        log_dir="runs",
+        progress=False,
+        model=SMALL.model,
+    )
+    bc = train_bc(BCConfig(**common, out="bc", max_updates=20, val_every=5, eval_episodes=0))
     iwm = train_iwm(
         IWMConfig(
             **common,
@@ -54,7 +61,6 @@ def _pipeline(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             val_every=4,
             eval_episodes=0,
         ),
-        SMALL,
     )
     agent = Agent.load("bc/agent.pt", expected_config=SMALL)
     # The demo instances of the train split: the barely trained agent solves some of them,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +150,9 @@ def test_a_checkpoint_of_another_env_is_refused(tmp_path: Path) -> None:
 def test_a_checkpoint_with_another_model_config_is_refused(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path / "default.pt")  # default ModelConfig
     with pytest.raises(
-        ValueError, match=r"model config differs.*model\.d_model: 64 != 32.*Give no model config"
+        ValueError, match=r"model config differs.*model\.d_model: 64 != 32.*Give no model flags"
     ):
-        train_rl(_tiny_config(tmp_path, "rl", init_from=str(path)), agent_config=TINY)
+        train_rl(_tiny_config(tmp_path, "rl", init_from=str(path), model=TINY.model))
 
 
 def test_a_checkpoint_without_an_env_record_is_loaded_with_a_warning(tmp_path: Path) -> None:
@@ -163,7 +164,7 @@ def test_a_checkpoint_without_an_env_record_is_loaded_with_a_warning(tmp_path: P
 
 # -- end to end ------------------------------------------------------------------------------
 def test_rl_from_scratch_writes_an_agent_metrics_and_logs(tmp_path: Path) -> None:
-    metrics = train_rl(_tiny_config(tmp_path, "scratch"), agent_config=TINY)
+    metrics = train_rl(_tiny_config(tmp_path, "scratch", model=TINY.model))
 
     agent = Agent.load(tmp_path / "scratch" / "agent.pt", expected_config=TINY)
     assert agent.meta["learner"] == "rl" and agent.meta["env_id"] == HOUSEHOLD
@@ -182,7 +183,7 @@ def test_rl_from_scratch_writes_an_agent_metrics_and_logs(tmp_path: Path) -> Non
     tags = set(events.Tags()["scalars"])
     expected = {
         "charts/episodic_return",
-        "charts/SPS",
+        "charts/env_steps_per_s",
         "eval/success_rate",
         "eval/success_rate_sampled",
         "losses/value_loss",
@@ -223,7 +224,7 @@ def test_rl_learns_the_toy_corridor(tmp_path: Path) -> None:
         eval_every=768,
         eval_episodes=20,
     )
-    metrics = train_rl(config, agent_config=TINY)
+    metrics = train_rl(replace(config, model=TINY.model))
     start, end = metrics["curve"][0], metrics["curve"][-1]
     chance = metrics["eval"]["random"]["success_rate"]
     # Seen here (seeds 0-2): greedy 0.1-0.3 -> 1.0, sampled ~0.5 -> 0.9+, random 0.55.
@@ -233,7 +234,7 @@ def test_rl_learns_the_toy_corridor(tmp_path: Path) -> None:
 
 def test_rl_is_deterministic_under_a_seed(tmp_path: Path) -> None:
     def run(name: str) -> dict[str, torch.Tensor]:
-        train_rl(_tiny_config(tmp_path, name, steps=128, eval_episodes=0), agent_config=TINY)
+        train_rl(_tiny_config(tmp_path, name, steps=128, eval_episodes=0, model=TINY.model))
         return Agent.load(tmp_path / name / "agent.pt").model.state_dict()
 
     first, second = run("a"), run("b")

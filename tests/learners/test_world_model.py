@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from learners.world_model import (
 )
 
 HOUSEHOLD = "earlyexp/Household-v0"
-SMALL = AgentConfig(ModelConfig(d_model=32, n_layers=1, ff_dim=64))
+SMALL = ModelConfig(d_model=32, n_layers=1, ff_dim=64)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def _transitions(files, agent: Agent, episodes: slice):
 
 @pytest.mark.parametrize("target", ["delta", "next"])
 def test_world_model_beats_copying_the_observation(files, target: str) -> None:
-    agent = Agent(SMALL, seed=0)
+    agent = Agent(AgentConfig(SMALL), seed=0)
     train, val = _transitions(files, agent, slice(0, 24)), _transitions(files, agent, slice(24, 30))
     before = validate_world_model(agent, val, target)
     result = world_modeling(
@@ -65,7 +66,7 @@ def test_world_model_beats_copying_the_observation(files, target: str) -> None:
 
 
 def test_targets_see_the_same_next_observation(files) -> None:
-    agent = Agent(SMALL, seed=0)
+    agent = Agent(AgentConfig(SMALL), seed=0)
     chunk = _transitions(files, agent, slice(0, 2))
     for target in ("delta", "next"):
         loss, stats = world_model_loss(agent, chunk, target)
@@ -119,7 +120,7 @@ def test_iwm_collects_its_own_rollouts(files, tmp_path: Path) -> None:
         log_dir=str(tmp_path / "runs"),
         progress=False,
     )
-    metrics = train_iwm(config, SMALL)
+    metrics = train_iwm(replace(config, model=SMALL))
     lines = (tmp_path / "iwm" / "rollouts.jsonl").read_text().splitlines()
     header, footer = json.loads(lines[0]), json.loads(lines[-1])
     assert header["k"] == 2 and header["demo_episodes"] == 4
@@ -187,7 +188,7 @@ def test_iwm_is_deterministic(files, tmp_path: Path) -> None:
             log_dir=str(tmp_path / "runs"),
             progress=False,
         )
-        train_iwm(config, SMALL)
+        train_iwm(replace(config, model=SMALL))
         results.append(Agent.load(tmp_path / name / "agent.pt").model.state_dict())
     for key in results[0]:
         assert np.array_equal(results[0][key].numpy(), results[1][key].numpy()), key
