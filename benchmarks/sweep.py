@@ -314,6 +314,8 @@ class RunContext:
     """Modules a worker imports before the run: where user envs (``module:id``) register."""
     path: tuple[str, ...] = ()
     """Directories a worker searches for those modules (the driver's working directory)."""
+    given_ids: dict[str, str] = field(default_factory=dict)
+    """Bare env id -> the ``module:id`` it was given as (for the reproducing command)."""
 
 
 def run(spec: dict, context: RunContext) -> dict[str, Any]:
@@ -340,7 +342,9 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         "random_success": metrics["eval"]["random"]["success_rate"],
         "expert_success": context.expert_success[spec["env_id"]],
         "seconds": time.perf_counter() - start,
-        "command": learner.command(config),
+        "command": learner.command(
+            replace(config, env_id=context.given_ids.get(config.env_id, config.env_id))
+        ),
         "config": spec,
         "versions": versions(),
     }
@@ -436,7 +440,8 @@ def prepare_all(
         env_id: prepare(profile, env_id, results_dir, rollout_ks, eval_episodes)
         for env_id in tqdm(resolved, desc="preparing demos", disable=not progress, leave=False)
     }
-    return RunContext(str(results_dir), expert, imports, (os.getcwd(),))
+    given = {bare: name for bare, name in zip(resolved, env_ids, strict=True) if bare != name}
+    return RunContext(str(results_dir), expert, imports, (os.getcwd(),), given)
 
 
 def _outdated(path: Path, version: int) -> bool:

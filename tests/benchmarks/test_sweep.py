@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -187,3 +188,68 @@ def test_prepare_recollects_data_of_an_older_format(
     assert {name: (data / name).read_bytes() for name in current} == current
     err = capsys.readouterr().err
     assert err.count("written by an older earlyexp; collecting it again") == 2, err
+
+
+def _hashes(profile: sweep.Profile, learner: str) -> list[str]:
+    first, second = sweep.plan(profile, ["earlyexp/Household-v0"], list(profile.learners))
+    return [config_hash(s) for s in first + second if s["learner"] == learner]
+
+
+def test_a_run_hash_covers_only_its_learners_own_fields() -> None:
+    more_wm = sweep.customize(SMOKE, values=["wm_updates=5"])
+    assert _hashes(more_wm, "bc") == _hashes(SMOKE, "bc")
+    assert _hashes(more_wm, "dagger") == _hashes(SMOKE, "dagger")
+    assert _hashes(more_wm, "rl-scratch") == _hashes(SMOKE, "rl-scratch")
+    assert set(_hashes(more_wm, "iwm-matched")).isdisjoint(_hashes(SMOKE, "iwm-matched"))
+    # rl-from-iwm starts from a changed run, so it is a changed run too; rl-from-bc is not
+    assert _hashes(more_wm, "rl-from-bc") == _hashes(SMOKE, "rl-from-bc")
+    assert _hashes(more_wm, "rl-from-iwm") != _hashes(SMOKE, "rl-from-iwm")
+    # a per-learner value changes that learner only
+    one = sweep.customize(SMOKE, values=["iwm-extra.max_updates=9"])
+    assert _hashes(one, "iwm-matched") == _hashes(SMOKE, "iwm-matched")
+    assert set(_hashes(one, "iwm-extra")).isdisjoint(_hashes(SMOKE, "iwm-extra"))
+    spec = sweep.run_spec(SMOKE, "earlyexp/Household-v0", "bc", 0, 1.0)
+    assert "wm_updates" not in spec["config"] and "k" not in spec["config"]
+
+
+def test_customize_sets_the_grid_and_values_per_field_type() -> None:
+    custom = sweep.customize(
+        SMOKE, demos=[25, 50, 200], seeds=[4], values=["k=3", "dagger.iterations=2"]
+    )
+    assert custom.full_budget == 200 and custom.budgets == (0.125, 0.25, 1.0)
+    assert [sweep.episodes_at(custom, b) for b in custom.budgets] == [25, 50, 200]
+    spec = sweep.run_spec(custom, "earlyexp/Household-v0", "iwm-matched", 4, 0.25)
+    assert spec["config"]["k"] == "3" and spec["rollouts_k"] == "3"
+    assert (
+        sweep.run_spec(custom, "earlyexp/Household-v0", "dagger", 4, 1.0)["config"]["iterations"]
+        == 2
+    )
+    with pytest.raises(ValueError, match="max_updates='many': expected int"):
+        sweep.plan(sweep.customize(SMOKE, values=["max_updates=many"]), ["toy/x"], ["bc"])
+    with pytest.raises(ValueError, match="unknown learner 'bc-typo'"):
+        sweep.check_selection(sweep.customize(SMOKE, values=["bc-typo.k=2"]), ["bc"])
+
+
+def test_a_rows_command_reproduces_its_run(tmp_path: Path, capsys) -> None:
+    """The ``earlyexp train`` command stored in a results row trains the same agent."""
+    from benchmarks.cli import main
+
+    outcome = sweep.sweep(
+        sweep.customize(SMOKE, seeds=[1], demos=[4]),
+        tmp_path / "bench",
+        env_ids=["tests.envs.toy_env:toy/Corridor-v0"],
+        learners=["bc", "iwm-matched"],
+        executor=sweep.local_executor(1),
+        progress=False,
+    )
+    assert outcome.failures == []
+    for row in read_results(tmp_path / "bench" / RESULTS_FILE).rows:
+        words = shlex.split(row["command"])
+        assert words[:2] == ["earlyexp", "train"] and "--d-model" in words
+        again = tmp_path / row["learner"]
+        assert words[2] == "tests.envs.toy_env:toy/Corridor-v0"  # as given: works anywhere
+        assert main([*words[1:], "--out", str(again), "--log-dir", str(tmp_path / "tb")]) == 0
+        first = json.loads((tmp_path / "bench" / "runs" / row["hash"] / "metrics.json").read_text())
+        second = json.loads((again / "metrics.json").read_text())
+        for key in ("updates", "val_accuracy", "val_nll", "eval"):
+            assert first[key] == second[key], (row["learner"], key)
