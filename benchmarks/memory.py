@@ -41,8 +41,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from agents.files import atomic_write
 from benchmarks.results import config_hash
 from benchmarks.sweep import (
@@ -55,6 +53,7 @@ from benchmarks.sweep import (
     run_spec,
     versions,
 )
+from envs.progress import progress_bar
 from learners import get_learner
 
 #: The limit the largest run is checked against (4 GiB).
@@ -196,7 +195,7 @@ def measure(
     specs = memory_plan(profile, list(context.expert_success), learners, budget, seed)
 
     rows: list[dict[str, Any]] = []
-    with tqdm(
+    with progress_bar(
         total=len(specs) + 1, desc=f"memory {profile.name}", unit="run", disable=not progress
     ) as bar:
         bar.set_postfix_str("baseline (imports only)")

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.results import RESULTS_FILE, append_result, config_hash, read_results
 from envs import resolve_id
+from envs.progress import progress_bar
 from learners import Learner, get_learner
 from learners.config import parse_value
 from learners.data import VERSION as DEMOS_VERSION
@@ -438,7 +439,9 @@ def prepare_all(
     eval_episodes = max(config.eval_episodes for _, config in configs)
     expert = {
         env_id: prepare(profile, env_id, results_dir, rollout_ks, eval_episodes)
-        for env_id in tqdm(resolved, desc="preparing demos", disable=not progress, leave=False)
+        for env_id in progress_bar(
+            resolved, desc="preparing demos", disable=not progress, leave=False
+        )
     }
     given = {bare: name for bare, name in zip(resolved, env_ids, strict=True) if bare != name}
     return RunContext(str(results_dir), expert, imports, (os.getcwd(),), given)
@@ -563,7 +566,7 @@ def sweep(
     total = sum(len(phase) for phase in phases)
     outcome.skipped = sum(config_hash(spec) in done for phase in phases for spec in phase)
 
-    bar = tqdm(
+    bar = progress_bar(
         total=total,
         initial=outcome.skipped,
         desc=f"bench {profile.name}",

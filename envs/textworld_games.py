@@ -31,9 +31,9 @@ import textworld
 from textworld.envs.wrappers.tw_inform7 import _detect_i7_events_debug_tags
 from textworld.generator.game import Game, GameOptions, GameProgression
 from textworld.generator.inform7 import Inform7Game
-from tqdm.auto import tqdm
 
 from envs.contract import TextEnv, check_split
+from envs.progress import progress_bar
 
 __all__ = [
     "CHALLENGES",
@@ -253,7 +253,7 @@ def game_pool(
                 for i in todo
             ]
             desc = f"generating {challenge} {split} games"
-            for job in tqdm(as_completed(jobs), total=len(jobs), desc=desc, unit="game"):
+            for job in progress_bar(as_completed(jobs), total=len(jobs), desc=desc, unit="game"):
                 job.result()
     return [entry / "game.z8" for entry in entries]
 

@@ -29,11 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from agents import Agent
 from agents.files import atomic_write
 from envs import make, resolve_id
+from envs.progress import progress_bar
 
 FORMAT = "earlyexp-demos"
 VERSION = 2
@@ -133,7 +132,7 @@ def collect_demos(
     seeds = range(seed, seed + episodes)
     collected = [
         run_expert_episode(env, s)
-        for s in tqdm(seeds, desc=f"expert demos {env_id}", unit="ep", disable=not progress)
+        for s in progress_bar(seeds, desc=f"expert demos {env_id}", unit="ep", disable=not progress)
     ]
     env.close()
     dataset = Dataset(env_id, split, seed, collected, env_kwargs)

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from agents import Agent
 from envs import make, resolve_id
+from envs.progress import progress_bar
 from learners.data import run_expert_episode
 
 #: Evaluation instances use seeds from here on, away from the seeds demos are collected with.
@@ -126,7 +126,7 @@ def evaluate(
 
     for slot in range(len(pool)):
         start(slot)
-    with tqdm(total=episodes, desc=desc, unit="ep", disable=not progress) as bar:
+    with progress_bar(total=episodes, desc=desc, unit="ep", disable=not progress) as bar:
         while live:
             slots = sorted(live)
             commands = policy.act(slots, [live[s][0] for s in slots], [live[s][1] for s in slots])

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel
 from agents.tokenizer import PAD
 from envs import make
+from envs.progress import progress_bar
 from learners.config import RunConfig, option
 from learners.evaluate import EvalResult, evaluate_agent
 from learners.lifecycle import Run, log_evaluation, new_agent
@@ -439,7 +440,7 @@ class RLCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._start = time.perf_counter()
         rollouts = math.ceil(self.config.steps / self.config.n_steps)
-        self._bar = tqdm(
+        self._bar = progress_bar(
             total=rollouts * self.config.n_steps,
             desc="rl",
             unit="step",

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from agents import Agent
 from agents.files import atomic_write
 from envs import make
+from envs.progress import progress_bar
 from learners.data import Dataset, DatasetError, Episode, RecordWriter, iter_records
 
 FORMAT = "earlyexp-rollouts"
@@ -226,7 +226,7 @@ def collect_rollouts(
     with atomic_write(out) as f:
         lines = RecordWriter(f)
         lines.write(header)
-        episodes = tqdm(
+        episodes = progress_bar(
             demos.episodes, desc=f"rollouts {demos.env_id}", unit="ep", disable=not progress
         )
         for i, episode in enumerate(episodes):

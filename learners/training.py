@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
+
+from envs.progress import progress_bar
 
 Item = TypeVar("Item")
 
@@ -65,7 +66,7 @@ def fit_early_stopped(
     best_update, best_state = 0, copy.deepcopy(model.state_dict())
     stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
     start = time.perf_counter()
-    bar = tqdm(total=max_updates, desc=desc, unit="upd", disable=not progress, leave=False)
+    bar = progress_bar(total=max_updates, desc=desc, unit="upd", disable=not progress, leave=False)
     while update < max_updates:
         if cursor >= len(order):
             order, cursor = rng.permutation(len(train)), 0

@@ -78,3 +78,25 @@ def test_readme_user_learner_example(tmp_path: Path) -> None:
     # the lifecycle named its TensorBoard run after the learner (colon made path-safe)
     logged = [p.name for p in (tmp_path / "runs").iterdir()]
     assert any("__mypkg.mylearner_bc-entropy__0__" in name for name in logged), logged
+
+
+def test_readme_user_env_example_through_the_console_script(tmp_path: Path) -> None:
+    """The console script, unlike ``python -m``, does not put the current directory on
+    sys.path by itself: ``module:id`` must still import ``mypkg`` from where the user is."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(b for b in blocks if b.startswith("# mypkg/lights.py"))
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "lights.py").write_text(example)
+    section = README.read_text().split("## Register your own env", 1)[1]
+    commands = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0].strip().splitlines()
+    script = Path(sys.executable).with_name("earlyexp")
+    for line in commands:
+        words = shlex.split(line)
+        env = {**os.environ, "PYTHONPATH": ""}
+        result = subprocess.run(
+            [str(script), *words[1:]], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
+        assert "\r" not in result.stderr  # not a terminal: progress as plain lines
+    assert (tmp_path / "lights.jsonl").exists()
