@@ -230,6 +230,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report of a results directory."""
+    names = {row.get("learner") for row in read_results(Path(args.results_dir) / RESULTS_FILE).rows}
+    for asked in [args.baseline, *(args.compare or [])]:
+        if names and asked is not None and asked not in names:
+            raise ValueError(
+                f"{asked!r} has no runs in {args.results_dir}; learners with runs: "
+                f"{', '.join(sorted(map(str, names))) or 'none'}"
+            )
     known = sweep.PROFILES.get(args.profile) if args.profile else None
     baseline = args.baseline or (known.baseline if known else "bc")
     compare = args.compare or (list(known.compare) if known and known.compare else None)

@@ -135,3 +135,12 @@ def test_train_rl_from_scratch_and_from_bc(tmp_path: Path, capsys: pytest.Captur
     assert main(["eval", str(rl / "warm" / "agent.pt"), "--env", TOY, "--episodes", "3"]) == 0
     assert main([*rl_args, "--out", str(rl / "x"), "--demos", str(demos)]) == 1
     assert "--demos: not a flag of --learner rl" in capsys.readouterr().err
+
+
+def test_report_refuses_a_baseline_without_runs(tmp_path: Path, capsys) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "report_results.jsonl"
+    (tmp_path / "results.jsonl").write_bytes(fixture.read_bytes())
+    assert main(["report", str(tmp_path), "--baseline", "bc-typo"]) == 1
+    err = capsys.readouterr().err
+    assert "'bc-typo' has no runs in" in err and "learners with runs: " in err
+    assert not (tmp_path / "report.md").exists()

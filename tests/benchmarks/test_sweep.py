@@ -18,6 +18,7 @@ from benchmarks.results import RESULTS_FILE, config_hash, read_results
 from tests.envs.textworld_pools import CASES, GAMES
 
 SMOKE = sweep.PROFILES["smoke"]
+USER_LEARNER = "tests.learners.user_learner:bc-long"
 ROOT = Path(__file__).parents[2]
 
 
@@ -132,9 +133,10 @@ def test_a_killed_sweep_resumes_without_losing_or_duplicating(tmp_path: Path) ->
     assert (tmp_path / "report.md").exists()
 
 
-def test_ray_backend_on_a_local_instance_runs_a_user_env(tmp_path: Path) -> None:
-    # A user's env, given as module:id, as `earlyexp bench --envs` takes it: fresh Ray
-    # workers must import the module that registers it (PYTHONPATH stands in for a package).
+def test_ray_backend_on_a_local_instance_runs_a_user_env_and_learner(tmp_path: Path) -> None:
+    # A user's env and learner, given as module:id and module:name, as `earlyexp bench`
+    # takes them: fresh Ray workers must import the modules that register them (PYTHONPATH
+    # stands in for a package).
     ray = pytest.importorskip("ray")
     envs_ = ["tests.envs.toy_env:toy/Corridor-v0"]
     ray.init(
@@ -148,7 +150,7 @@ def test_ray_backend_on_a_local_instance_runs_a_user_env(tmp_path: Path) -> None
             SMOKE,
             tmp_path / "ray",
             env_ids=envs_,
-            learners=["bc"],
+            learners=["bc", USER_LEARNER],
             executor=sweep.ray_executor(None),
             progress=False,
         )
@@ -158,14 +160,15 @@ def test_ray_backend_on_a_local_instance_runs_a_user_env(tmp_path: Path) -> None
         SMOKE,
         tmp_path / "local",
         env_ids=envs_,
-        learners=["bc"],
+        learners=["bc", USER_LEARNER],
         executor=sweep.local_executor(1),
         progress=False,
     )
-    assert remote.failures == [] and remote.finished == local.finished == 2
+    assert remote.failures == [] and remote.finished == local.finished == 4
     by_hash = {r["hash"]: r for r in read_results(tmp_path / "local" / RESULTS_FILE).rows}
     for row in read_results(tmp_path / "ray" / RESULTS_FILE).rows:
         assert row["env_id"] == "toy/Corridor-v0"
+        assert row["learner"] in ("bc", USER_LEARNER)
         twin = by_hash[row["hash"]]
         # the same run function on the same config: the same result, on either backend
         assert json.dumps([row["success"], row["updates"]]) == json.dumps(
