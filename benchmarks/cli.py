@@ -98,7 +98,7 @@ def cmd_learners(args: argparse.Namespace) -> int:
             )
             if needed
         ]
-        print(f"{name:<14} {', '.join(needs) or 'env only':<32} {learner.description}")
+        print(f"{name:<16} {', '.join(needs) or 'env only':<24} {learner.description}")
     return 0
 
 

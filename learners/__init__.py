@@ -66,6 +66,45 @@ register_learner(
     description="iwm-matched predicting the whole next observation",
 )
 register_learner(
+    "iwm-joint",
+    train=_IWM[0],
+    config=_IWM[1],
+    overrides={"budget": "matched", "mode": "joint"},
+    needs_rollouts=True,
+    description="BC + wm_weight x world-model loss on every update (no separate stage)",
+)
+register_learner(
+    "iwm-seq-joint",
+    train=_IWM[0],
+    config=_IWM[1],
+    overrides={"budget": "matched", "mode": "sequential-joint"},
+    needs_rollouts=True,
+    description="iwm-matched whose BC stage keeps the world-model loss",
+)
+# Controls: without them no gain can be attributed to early experience.
+register_learner(
+    "bc-short",
+    train=_BC[0],
+    config="learners.imitation:BCShortConfig",
+    description="control: BC with iwm-matched's imitation budget (max_updates - wm_updates)",
+)
+register_learner(
+    "iwm-shuffled",
+    train=_IWM[0],
+    config=_IWM[1],
+    overrides={"budget": "matched", "outcomes": "shuffled"},
+    needs_rollouts=True,
+    description="control: iwm-matched on outcomes permuted across states",
+)
+register_learner(
+    "iwm-expert-only",
+    train=_IWM[0],
+    config=_IWM[1],
+    overrides={"budget": "matched", "branches": "expert"},
+    needs_rollouts=True,
+    description="control: iwm-matched on the expert's own transitions only (no alternatives)",
+)
+register_learner(
     "rl",
     train=_RL[0],
     config=_RL[1],

@@ -56,6 +56,11 @@ class BCConfig(RunConfig):
     val_every: int = option(50, "updates between validation passes", low=1)
     patience: int = option(10, "validation passes without improvement before stopping", low=1)
 
+    @property
+    def bc_updates(self) -> int:
+        """The imitation updates at most (a subclass may give imitation part of the budget)."""
+        return self.max_updates
+
 
 def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[list, list]:
     """Hold out whole episodes (seeded) so validation states are never seen in training."""
@@ -115,6 +120,7 @@ def behaviour_cloning(
     progress: bool = True,
     global_step: int = 0,
     loss: PolicyLoss | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Fit ``agent``'s policy to ``train`` in place; stop early on ``val``; keep the weights of
     the best validation accuracy (lowest validation NLL among equals).
@@ -155,6 +161,7 @@ def behaviour_cloning(
         global_step=global_step,
         desc="bc",
         progress=progress,
+        optimizer=optimizer,
     )
     best = fit.pop("best")
     return {
@@ -172,6 +179,35 @@ def train_bc(config: BCConfig) -> dict[str, Any]:
         fit = fit_policy(agent, train, val, config, run.writer)
         metrics = {**demo_metrics(dataset), **fit}
         return run.finish(agent, metrics, step=fit["updates"], env_kwargs=dataset.env_kwargs)
+
+
+@dataclass
+class BCShortConfig(BCConfig):
+    """BC with the imitation budget of the IWM run it controls: at most ``max_updates -
+    wm_updates`` updates, the cap of ``iwm --budget matched``'s BC stage. Without it, a
+    matched IWM run that is worse than BC may only have had fewer imitation updates."""
+
+    learner: str = option("bc-short", "the registered learner this run trains as")
+    out: str = option("runs/bc-short", "directory for ``agent.pt`` and ``metrics.json``")
+    wm_updates: int = option(
+        1000, "world-model updates of the matched IWM run; BC keeps max_updates minus these", low=0
+    )
+
+    def problems(self) -> list[str]:
+        """BC's problems, and a world-model share that leaves BC no updates."""
+        problems = super().problems()
+        numbers = isinstance(self.wm_updates, int) and isinstance(self.max_updates, int)
+        if numbers and self.wm_updates >= self.max_updates:
+            problems.append(
+                f"wm_updates ({self.wm_updates}) must be smaller than max_updates "
+                f"({self.max_updates}): BC gets the difference"
+            )
+        return problems
+
+    @property
+    def bc_updates(self) -> int:
+        """``max_updates - wm_updates``."""
+        return self.max_updates - self.wm_updates
 
 
 @dataclass
@@ -251,16 +287,16 @@ def fit_policy(
     config: BCConfig,
     writer: SummaryWriter,
     global_step: int = 0,
-    max_updates: int | None = None,
     loss: PolicyLoss | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
-    """:func:`behaviour_cloning` with the settings of ``config`` (``max_updates`` overrides
-    its budget; ``loss`` replaces the NLL)."""
+    """:func:`behaviour_cloning` with the settings of ``config`` (at most
+    ``config.bc_updates`` updates; ``loss`` replaces the NLL; ``optimizer`` continues one)."""
     return behaviour_cloning(
         agent,
         train,
         val,
-        max_updates=config.max_updates if max_updates is None else max_updates,
+        max_updates=config.bc_updates,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         val_every=config.val_every,
@@ -270,6 +306,7 @@ def fit_policy(
         progress=config.progress,
         global_step=global_step,
         loss=loss,
+        optimizer=optimizer,
     )
 
 

@@ -43,6 +43,7 @@ def fit_early_stopped(
     global_step: int = 0,
     desc: str = "train",
     progress: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Fit ``model`` in place and leave it holding the best-validated weights.
 
@@ -55,13 +56,18 @@ def fit_early_stopped(
         max_updates: the update budget; validated every ``val_every`` updates and at the end.
         patience: validations without a better score before stopping.
         global_step: offset of the logged steps (a stage after another one).
+        optimizer: continue this optimizer (its state from an earlier stage) at
+            ``learning_rate``; None = a fresh Adam.
 
     Returns:
         ``updates`` done, ``best_update``, ``best`` (the best validation results) and
         ``samples_per_second``.
     """
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
     best: dict[str, float] | None = None
     best_update, best_state = 0, copy.deepcopy(model.state_dict())
     stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0

@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
@@ -54,7 +55,14 @@ from torch.utils.tensorboard import SummaryWriter
 from agents import Agent, collate
 from learners.config import option
 from learners.data import Dataset, Decision, Episode, encode_decisions
-from learners.imitation import BCConfig, demo_metrics, fit_policy, load_demos
+from learners.imitation import (
+    BCConfig,
+    PolicyLoss,
+    demo_metrics,
+    fit_policy,
+    load_demos,
+    policy_nll,
+)
 from learners.lifecycle import Run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
 from learners.store import TokenStore
@@ -62,6 +70,9 @@ from learners.training import fit_early_stopped
 
 TARGETS = ("delta", "next")
 BUDGETS = ("matched", "extra")
+MODES = ("sequential", "joint", "sequential-joint")
+OUTCOMES = ("observed", "shuffled")
+BRANCHES = ("all", "expert")
 
 
 @dataclass
@@ -84,7 +95,26 @@ class IWMConfig(BCConfig):
     wm_batch_size: int = option(
         16, "states per world-model minibatch (with all their branches)", low=1
     )
-    wm_learning_rate: float = option(1e-3, "world-model Adam step size", low=0)
+    wm_learning_rate: float = option(1e-3, "world-model Adam step size (stage 1)", low=0)
+    mode: str = option(
+        "sequential",
+        "sequential: world modeling, then BC; joint: BC + wm_weight x world-model loss on "
+        "every update, no stage 1; sequential-joint: stage 1, then joint updates",
+        choices=MODES,
+    )
+    wm_weight: float = option(1.0, "joint updates: weight of the world-model loss", low=0)
+    keep_optimizer: bool = option(
+        False, "stage 2 continues stage 1's Adam state (at learning_rate); default: a fresh Adam"
+    )
+    outcomes: str = option(
+        "observed",
+        "control: 'shuffled' pairs every move with the next observation of a random move of "
+        "another state (same data, no action-to-outcome information)",
+        choices=OUTCOMES,
+    )
+    branches: str = option(
+        "all", "control: 'expert' keeps only the expert's own transitions", choices=BRANCHES
+    )
 
     def problems(self) -> list[str]:
         """BC's problems, a bad ``k``, and a ``matched`` budget that leaves BC no updates."""
@@ -95,6 +125,7 @@ class IWMConfig(BCConfig):
             problems.append(str(exc))
         if (
             self.budget == "matched"
+            and self.mode != "joint"
             and isinstance(self.wm_updates, int)
             and isinstance(self.max_updates, int)
             and self.wm_updates >= self.max_updates
@@ -107,8 +138,8 @@ class IWMConfig(BCConfig):
 
     @property
     def bc_updates(self) -> int:
-        """Stage 2's update cap under the budget mode."""
-        if self.budget == "matched":
+        """Stage 2's update cap under the budget mode (joint mode has no stage 1)."""
+        if self.budget == "matched" and self.mode != "joint":
             return self.max_updates - self.wm_updates
         return self.max_updates
 
@@ -238,6 +269,7 @@ def world_modeling(
     seed: int,
     writer: SummaryWriter | None = None,
     progress: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Stage 1: fit the world-model head (and the encoders under it) to ``train`` in place;
     keep the weights of the lowest validation loss; stop early after ``patience`` passes."""
@@ -271,6 +303,7 @@ def world_modeling(
         writer=writer,
         desc="world model",
         progress=progress,
+        optimizer=optimizer,
     )
     best = fit["best"]
     return {
@@ -296,29 +329,46 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
         wm_train = TokenStore(Transitions, directory=config.out)
         wm_val = TokenStore(Transitions, directory=config.out)
         for state in load_rollouts(_rollouts_file(config, dataset), dataset):
+            if config.branches == "expert":
+                state = replace(state, branches=[])
             episode = dataset.episodes[state.episode]
             store = wm_train if episode.seed in train_seeds else wm_val
             store.append(encode_transition(agent, episode, state))
+        if config.outcomes == "shuffled":
+            wm_train = ShuffledOutcomes(wm_train, config.seed)
+            wm_val = ShuffledOutcomes(wm_val, config.seed + 1)
 
-        wm = world_modeling(
-            agent,
-            wm_train,
-            wm_val,
-            target=config.target,
-            max_updates=config.wm_updates,
-            batch_size=config.wm_batch_size,
-            learning_rate=config.wm_learning_rate,
-            val_every=config.val_every,
-            patience=config.patience,
-            seed=config.seed,
-            writer=run.writer,
-            progress=config.progress,
-        )
+        optimizer = None
+        if config.keep_optimizer:
+            optimizer = torch.optim.Adam(agent.model.parameters(), lr=config.wm_learning_rate)
+        wm: dict[str, Any] = {"wm_updates": 0}
+        if config.mode != "joint":  # stage 1: world modeling
+            wm = world_modeling(
+                agent,
+                wm_train,
+                wm_val,
+                target=config.target,
+                max_updates=config.wm_updates,
+                batch_size=config.wm_batch_size,
+                learning_rate=config.wm_learning_rate,
+                val_every=config.val_every,
+                patience=config.patience,
+                seed=config.seed,
+                writer=run.writer,
+                progress=config.progress,
+                optimizer=optimizer,
+            )
 
+        # Stage 2: imitation, alone (sequential) or with the world-model loss (joint).
+        loss = None
+        if config.mode in ("joint", "sequential-joint"):
+            loss = joint_loss(wm_train, config)
         decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
         fit = fit_policy(
-            agent, decisions, val, config, run.writer, wm["wm_updates"], config.bc_updates
+            agent, decisions, val, config, run.writer, wm["wm_updates"], loss, optimizer
         )
+        # What stage 2 left of the world model (it can overwrite what stage 1 learned).
+        after = validate_world_model(agent, wm_val, config.target)
         metrics = {
             **demo_metrics(dataset),
             **wm,
@@ -327,8 +377,55 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
             "updates": wm["wm_updates"] + fit["updates"],
             "budget": config.budget,
             "target": config.target,
+            "mode": config.mode,
+            "wm_final_val_f1": after["f1"],
+            "wm_final_copy_f1": after["copy_f1"],
         }
+        for name, value in (("val_f1", after["f1"]), ("val_copy_f1", after["copy_f1"])):
+            run.writer.add_scalar(f"wm/final_{name}", value, metrics["updates"])
         return run.finish(agent, metrics, step=metrics["updates"], env_kwargs=dataset.env_kwargs)
+
+
+def joint_loss(wm_train: Sequence[Transitions], config: IWMConfig) -> PolicyLoss:
+    """BC's loss plus ``wm_weight`` times the world-model loss on a random minibatch of
+    ``wm_batch_size`` states (seeded by ``config.seed``), for every imitation update."""
+    rng = np.random.default_rng([config.seed, 1])
+    size = min(config.wm_batch_size, len(wm_train))
+
+    def loss(agent: Agent, chunk: list[Decision]) -> tuple[torch.Tensor, dict[str, float]]:
+        nll = policy_nll(agent, chunk)
+        picked = [wm_train[int(i)] for i in rng.choice(len(wm_train), size, replace=False)]
+        wm_loss, _ = world_model_loss(agent, picked, config.target)
+        scalars = {"losses/bc_nll": nll.item(), "losses/wm_loss": wm_loss.item()}
+        return nll + config.wm_weight * wm_loss, scalars
+
+    return loss
+
+
+class ShuffledOutcomes(Sequence[Transitions]):
+    """Transitions whose moves each get the next observation of a random move anywhere in the
+    set (one seeded permutation of all moves): the same states, commands and outcome tokens as
+    the real data, with the link between a command and what it did broken. The control that
+    tells whether a world model's gain comes from that link."""
+
+    def __init__(self, transitions: Sequence[Transitions], seed: int) -> None:
+        self.transitions = transitions
+        counts = np.array([len(t.nexts) for t in transitions], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.owner = np.repeat(np.arange(len(counts)), counts)
+        self.slot = np.arange(self.offsets[-1]) - self.offsets[self.owner]
+        self.source = np.random.default_rng(seed).permutation(self.offsets[-1])
+
+    def __len__(self) -> int:
+        return len(self.transitions)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        item = self.transitions[index]
+        moves = self.source[self.offsets[index] : self.offsets[index + 1]]
+        nexts = [self.transitions[int(self.owner[m])].nexts[int(self.slot[m])] for m in moves]
+        return replace(item, nexts=nexts)
 
 
 def _rollouts_file(config: IWMConfig, dataset: Dataset) -> Path:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agents import Agent, AgentConfig, ModelConfig
 from learners.data import DatasetError, collect_demos, load_dataset
 from learners.rollouts import collect_rollouts, load_rollouts
 from learners.world_model import (
     IWMConfig,
+    ShuffledOutcomes,
     encode_transition,
     parse_k,
     train_iwm,
@@ -192,3 +194,94 @@ def test_iwm_is_deterministic(files, tmp_path: Path) -> None:
         results.append(Agent.load(tmp_path / name / "agent.pt").model.state_dict())
     for key in results[0]:
         assert np.array_equal(results[0][key].numpy(), results[1][key].numpy()), key
+
+
+def test_shuffled_outcomes_keep_the_data_and_break_the_link(files) -> None:
+    agent = Agent(AgentConfig(SMALL), seed=0)
+    real = _transitions(files, agent, slice(0, 6))
+    shuffled = ShuffledOutcomes(real, seed=3)
+    assert len(shuffled) == len(real)
+    moved = kept = 0
+    for original, item in zip(real, shuffled, strict=True):
+        assert (item.state, item.candidates, item.current) == (
+            original.state,
+            original.candidates,
+            original.current,
+        )
+        assert len(item.nexts) == len(original.nexts)
+        moved += sum(a != b for a, b in zip(item.nexts, original.nexts, strict=True))
+        kept += len(item.nexts)
+    every = sorted(map(tuple, (n for t in real for n in t.nexts)))
+    assert sorted(map(tuple, (n for t in shuffled for n in t.nexts))) == every  # a permutation
+    assert moved > 0.8 * kept  # almost every move now sees another move's outcome
+    again = ShuffledOutcomes(real, seed=3)
+    assert [t.nexts for t in again] == [t.nexts for t in shuffled]  # seeded
+
+
+@pytest.mark.parametrize(
+    ("learner", "check"),
+    [
+        ("iwm-joint", "joint"),
+        ("iwm-seq-joint", "seq-joint"),
+        ("iwm-shuffled", "shuffled"),
+        ("iwm-expert-only", "expert"),
+        ("bc-short", "short"),
+    ],
+)
+def test_modes_and_controls_run_as_registered(files, tmp_path: Path, learner, check) -> None:
+    from learners import get_learner
+
+    demos, rollouts = files
+    values = dict(
+        env_id=HOUSEHOLD,
+        demos=str(demos),
+        episodes=6,
+        out=str(tmp_path / learner),
+        max_updates=30,
+        wm_updates=10,
+        val_every=5,
+        eval_episodes=0,
+        log_dir=str(tmp_path / "runs"),
+        progress=False,
+        model=SMALL,
+    )
+    if learner != "bc-short":
+        values["rollout_file"] = str(rollouts)
+    spec = get_learner(learner)
+    metrics = spec.train(spec.make_config(**values))
+    assert metrics["learner"] == learner
+    if check == "short":
+        assert metrics["updates"] <= 20  # max_updates - wm_updates
+        return
+    assert metrics["updates"] == metrics["wm_updates"] + metrics["bc_updates"] <= 30
+    assert 0.0 <= metrics["wm_final_val_f1"] <= 1.0  # the world model after stage 2
+    if check == "joint":
+        assert metrics["wm_updates"] == 0 and metrics["mode"] == "joint"
+    elif check == "seq-joint":
+        assert metrics["wm_updates"] > 0 and metrics["mode"] == "sequential-joint"
+    elif check == "expert":
+        states = sum(1 for _ in load_rollouts(rollouts, load_dataset(demos).subset(6)))
+        assert metrics["wm_transitions"] < states  # one (expert) move per train state
+
+
+def test_keep_optimizer_continues_stage_one(files, tmp_path: Path) -> None:
+    demos, rollouts = files
+    common = dict(
+        env_id=HOUSEHOLD,
+        demos=str(demos),
+        rollout_file=str(rollouts),
+        episodes=6,
+        max_updates=30,
+        wm_updates=10,
+        val_every=5,
+        eval_episodes=0,
+        log_dir=str(tmp_path / "runs"),
+        progress=False,
+        model=SMALL,
+    )
+    fresh = train_iwm(IWMConfig(**common, out=str(tmp_path / "fresh")))
+    kept = train_iwm(IWMConfig(**common, out=str(tmp_path / "kept"), keep_optimizer=True))
+    assert fresh["wm_val_f1"] == kept["wm_val_f1"]  # stage 1 is the same either way
+    a = Agent.load(tmp_path / "fresh" / "agent.pt").model.state_dict()
+    b = Agent.load(tmp_path / "kept" / "agent.pt").model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # stage 2 started from other moments
