@@ -92,14 +92,14 @@ def test_module_name_imports_the_users_module(tmp_path: Path, monkeypatch) -> No
     (tmp_path / "userlearners.py").write_text(
         "from learners import register_learner\n"
         "from learners.imitation import BCConfig, train_bc\n"
-        "register_learner('bc-long', train=train_bc, config=BCConfig,"
+        "register_learner('bc-patient', train=train_bc, config=BCConfig,"
         " overrides={'patience': 50})\n"
     )
     monkeypatch.chdir(tmp_path)  # found in the current directory, as python -m finds it
     monkeypatch.delitem(sys.modules, "userlearners", raising=False)
-    learner = get_learner("userlearners:bc-long")
+    learner = get_learner("userlearners:bc-patient")
     config = learner.make_config(out="o")
-    assert config.learner == "userlearners:bc-long" and config.patience == 50
+    assert config.learner == "userlearners:bc-patient" and config.patience == 50
     with pytest.raises(ValueError, match="unknown learner 'userlearners:nope'; registered:"):
         get_learner("userlearners:nope")
     with pytest.raises(ValueError, match="cannot import module 'no_such_mod' for learner"):
