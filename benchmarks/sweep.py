@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 from benchmarks.results import RESULTS_FILE, append_result, config_hash, read_results
 from envs import resolve_id
 from envs.progress import progress_bar
-from learners import Learner, get_learner
-from learners.config import parse_value
+from learners import Learner, get_learner, registered_learners
+from learners.config import config_fields, parse_value
 from learners.data import VERSION as DEMOS_VERSION
 from learners.data import collect_demos, iter_records, load_dataset
 from learners.evaluate import evaluate_expert
@@ -271,6 +271,13 @@ def check_selection(profile: Profile, learners: list[str]) -> None:
             raise ValueError(f"{name}: a benchmark run needs eval_episodes >= 1")
     for name in profile.per_learner:
         get_learner(name)  # a typo in a profile is an error, not a silently unused value
+    known = set().union(*(config_fields(get_learner(n).config) for n in registered_learners()))
+    unknown = sorted(set(profile.config) - known)
+    if unknown:
+        raise ValueError(
+            f"profile {profile.name}: {', '.join(unknown)} is no field of any learner's config "
+            "(see earlyexp train --help)"
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -229,6 +229,8 @@ def test_customize_sets_the_grid_and_values_per_field_type() -> None:
     )
     with pytest.raises(ValueError, match="max_updates='many': expected int"):
         sweep.plan(sweep.customize(SMOKE, values=["max_updates=many"]), ["toy/x"], ["bc"])
+    with pytest.raises(ValueError, match="max_update is no field of any learner's config"):
+        sweep.check_selection(sweep.customize(SMOKE, values=["max_update=5"]), ["bc"])
     with pytest.raises(ValueError, match="unknown learner 'bc-typo'"):
         sweep.check_selection(sweep.customize(SMOKE, values=["bc-typo.k=2"]), ["bc"])
 
