@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
-from agents import Agent
+from agents import Agent, ModelConfig
 from learners.data import Episode, Step, collect_demos, encode_decisions
 from learners.evaluate import RandomPolicy, evaluate
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
@@ -27,13 +27,14 @@ def test_bc_beats_random_on_household_test_split(tmp_path: Path) -> None:
         eval_episodes=30,
         log_dir=str(tmp_path / "runs"),
         progress=False,
+        model=ModelConfig(d_model=32, n_layers=1, ff_dim=64),  # half the time of the default
     )
     metrics = train_bc(config)
     bc, chance = (
         metrics["eval"]["greedy"]["success_rate"],
         metrics["eval"]["random"]["success_rate"],
     )
-    assert bc >= chance + 0.25, metrics["eval"]  # seen here: 0.47 vs 0.00
+    assert bc >= chance + 0.25, metrics["eval"]  # seen here: 0.53 vs 0.00
     assert json.loads((tmp_path / "bc" / "metrics.json").read_text())["learner"] == "bc"
     event_files = list((tmp_path / "runs").rglob("events.out.tfevents.*"))
     assert len(event_files) == 1 and "Household-v0__bc__0__" in str(event_files[0])
