@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 _BC = ("learners.imitation:train_bc", "learners.imitation:BCConfig")
-_DAGGER = ("learners.imitation:train_dagger", "learners.imitation:DAggerConfig")
 _IWM = ("learners.world_model:train_iwm", "learners.world_model:IWMConfig")
 _RL = ("learners.rl:train_rl", "learners.rl:RLConfig")
 
@@ -29,108 +28,69 @@ register_learner(
 )
 register_learner(
     "dagger",
-    train=_DAGGER[0],
-    config=_DAGGER[1],
+    train="learners.imitation:train_dagger",
+    config="learners.imitation:DAggerConfig",
     needs_expert=True,
     description="BC, then rounds of learner rollouts labelled by the env's expert",
 )
-register_learner(
-    "iwm",
-    train=_IWM[0],
-    config=_IWM[1],
-    needs_rollouts=True,
-    description="implicit world modeling on early-experience rollouts, then BC",
-)
-register_learner(
-    "iwm-matched",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched"},
-    needs_rollouts=True,
-    description="iwm with BC's update budget split between the stages",
-)
-register_learner(
-    "iwm-extra",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "extra"},
-    needs_rollouts=True,
-    description="iwm with the world-model updates on top of BC's budget",
-)
-register_learner(
-    "iwm-next",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched", "target": "next"},
-    needs_rollouts=True,
-    description="iwm-matched predicting the whole next observation",
-)
-register_learner(
-    "iwm-joint",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched", "mode": "joint"},
-    needs_rollouts=True,
-    description="BC + wm_weight x world-model loss on every update (no separate stage)",
-)
-register_learner(
-    "iwm-seq-joint",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched", "mode": "sequential-joint"},
-    needs_rollouts=True,
-    description="iwm-matched whose BC stage keeps the world-model loss",
-)
-# Controls: without them no gain can be attributed to early experience.
+# Controls (bc-short and the last two iwm variants): without them no gain can be
+# attributed to early experience.
 register_learner(
     "bc-short",
     train=_BC[0],
     config="learners.imitation:BCShortConfig",
     description="control: BC with iwm-matched's imitation budget (max_updates - wm_updates)",
 )
-register_learner(
-    "iwm-shuffled",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched", "outcomes": "shuffled"},
-    needs_rollouts=True,
-    description="control: iwm-matched on outcomes permuted across states",
-)
-register_learner(
-    "iwm-expert-only",
-    train=_IWM[0],
-    config=_IWM[1],
-    overrides={"budget": "matched", "branches": "expert"},
-    needs_rollouts=True,
-    description="control: iwm-matched on the expert's own transitions only (no alternatives)",
-)
-register_learner(
-    "rl",
-    train=_RL[0],
-    config=_RL[1],
-    needs_demos=False,
-    description="action-masked PPO (sb3-contrib), from scratch or --init-from a checkpoint",
-)
-register_learner(
-    "rl-scratch",
-    train=_RL[0],
-    config=_RL[1],
-    needs_demos=False,
-    description="rl from a fresh agent",
-)
-register_learner(
-    "rl-from-bc",
-    train=_RL[0],
-    config=_RL[1],
-    needs_demos=False,
-    warm_start="bc",
-    description="rl warm-started from the bc run of the same seed",
-)
-register_learner(
-    "rl-from-iwm",
-    train=_RL[0],
-    config=_RL[1],
-    needs_demos=False,
-    warm_start="iwm-matched",
-    description="rl warm-started from the iwm-matched run of the same seed",
-)
+_MATCHED = {"budget": "matched"}
+for name, overrides, description in (
+    ("iwm", {}, "implicit world modeling on early-experience rollouts, then BC"),
+    ("iwm-matched", _MATCHED, "iwm with BC's update budget split between the stages"),
+    ("iwm-extra", {"budget": "extra"}, "iwm with the world-model updates on top of BC's budget"),
+    (
+        "iwm-next",
+        {**_MATCHED, "target": "next"},
+        "iwm-matched predicting the whole next observation",
+    ),
+    (
+        "iwm-joint",
+        {**_MATCHED, "mode": "joint"},
+        "BC + wm_weight x world-model loss on every update (no separate stage)",
+    ),
+    (
+        "iwm-seq-joint",
+        {**_MATCHED, "mode": "sequential-joint"},
+        "iwm-matched whose BC stage keeps the world-model loss",
+    ),
+    (
+        "iwm-shuffled",
+        {**_MATCHED, "outcomes": "shuffled"},
+        "control: iwm-matched on outcomes permuted across states",
+    ),
+    (
+        "iwm-expert-only",
+        {**_MATCHED, "branches": "expert"},
+        "control: iwm-matched on the expert's own transitions only (no alternatives)",
+    ),
+):
+    register_learner(
+        name,
+        train=_IWM[0],
+        config=_IWM[1],
+        overrides=overrides,
+        needs_rollouts=True,
+        description=description,
+    )
+for name, source, description in (
+    ("rl", None, "action-masked PPO (sb3-contrib), from scratch or --init-from a checkpoint"),
+    ("rl-scratch", None, "rl from a fresh agent"),
+    ("rl-from-bc", "bc", "rl warm-started from the bc run of the same seed"),
+    ("rl-from-iwm", "iwm-matched", "rl warm-started from the iwm-matched run of the same seed"),
+):
+    register_learner(
+        name,
+        train=_RL[0],
+        config=_RL[1],
+        needs_demos=False,
+        warm_start=source,
+        description=description,
+    )

@@ -80,13 +80,9 @@ class Learner:
                 )
         return self.config(**{**values, **self.overrides, "learner": self.name})
 
-    def defaults(self, **values: Any) -> RunConfig:
-        """The config with only the learner's own defaults (and ``values``)."""
-        return self.make_config(**values)
-
     def command(self, config: RunConfig) -> str:
         """The ``earlyexp train`` command that reproduces a run of ``config``."""
-        return command_line(config, self.defaults(env_id=config.env_id))
+        return command_line(config, self.make_config(env_id=config.env_id))
 
 
 _LEARNERS: dict[str, Learner] = {}
