@@ -218,6 +218,25 @@ def test_shuffled_outcomes_keep_the_data_and_break_the_link(files) -> None:
     assert [t.nexts for t in again] == [t.nexts for t in shuffled]  # seeded
 
 
+def _small_run(files, tmp_path: Path, **values) -> dict:
+    """Config values of a short IWM-family run on 6 demo episodes with the small model."""
+    demos, rollouts = files
+    common = dict(
+        env_id=HOUSEHOLD,
+        demos=str(demos),
+        rollout_file=str(rollouts),
+        episodes=6,
+        max_updates=30,
+        wm_updates=10,
+        val_every=5,
+        eval_episodes=0,
+        log_dir=str(tmp_path / "runs"),
+        progress=False,
+        model=SMALL,
+    )
+    return {**common, **values}
+
+
 @pytest.mark.parametrize(
     ("learner", "check"),
     [
@@ -232,21 +251,9 @@ def test_modes_and_controls_run_as_registered(files, tmp_path: Path, learner, ch
     from learners import get_learner
 
     demos, rollouts = files
-    values = dict(
-        env_id=HOUSEHOLD,
-        demos=str(demos),
-        episodes=6,
-        out=str(tmp_path / learner),
-        max_updates=30,
-        wm_updates=10,
-        val_every=5,
-        eval_episodes=0,
-        log_dir=str(tmp_path / "runs"),
-        progress=False,
-        model=SMALL,
-    )
-    if learner != "bc-short":
-        values["rollout_file"] = str(rollouts)
+    values = _small_run(files, tmp_path, out=str(tmp_path / learner))
+    if learner == "bc-short":
+        del values["rollout_file"]
     spec = get_learner(learner)
     metrics = spec.train(spec.make_config(**values))
     assert metrics["learner"] == learner
@@ -265,20 +272,7 @@ def test_modes_and_controls_run_as_registered(files, tmp_path: Path, learner, ch
 
 
 def test_keep_optimizer_continues_stage_one(files, tmp_path: Path) -> None:
-    demos, rollouts = files
-    common = dict(
-        env_id=HOUSEHOLD,
-        demos=str(demos),
-        rollout_file=str(rollouts),
-        episodes=6,
-        max_updates=30,
-        wm_updates=10,
-        val_every=5,
-        eval_episodes=0,
-        log_dir=str(tmp_path / "runs"),
-        progress=False,
-        model=SMALL,
-    )
+    common = _small_run(files, tmp_path)
     fresh = train_iwm(IWMConfig(**common, out=str(tmp_path / "fresh")))
     kept = train_iwm(IWMConfig(**common, out=str(tmp_path / "kept"), keep_optimizer=True))
     assert fresh["wm_val_f1"] == kept["wm_val_f1"]  # stage 1 is the same either way
