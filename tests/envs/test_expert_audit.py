@@ -1,0 +1,261 @@
+"""Experts act on what the agent can know (issue 16, item 8), in every registered setting.
+
+An imitator sees the goal, every observation so far (text, and a grid's image), the
+admissible commands, rewards and ends, and its own commands. An expert whose command
+depends on anything else (where a hidden object is, which order holds an item) teaches
+a choice no policy can learn from what it sees. So: **twin instances that look the same
+to the agent get the same expert command**, from every state, on or off the expert's path.
+
+Each test puts two envs in lockstep: the same commands (the expert's, or random admissible
+ones, drawn by a shared generator) go to both, and while everything the agent has seen is
+identical in both, their experts must agree. Twins come from two sources:
+
+* **constructed twins** (:data:`TWINS`): a reset instance and a copy whose *hidden* state
+  is changed where the agent has not looked yet (a goal object moved to another closed
+  receptacle, the orders' contents permuted behind their links, a key moved to a cell out
+  of view, the whole grid rotated, which no egocentric view can tell). The reset views are
+  checked to be identical, so a maker that changed something visible fails loudly.
+* **natural twins**: distinct seeds whose reset observations coincide (the same request
+  in a tool-use chat), for settings whose hidden state is not otherwise perturbed here.
+
+Both count the expert calls they compared and the pairs that later diverged (the agent
+saw the difference), so a test that compared nothing fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import defaultdict
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from envs import registered_ids
+from tests.envs.helpers import make_env
+
+BUILTIN_IDS = [env_id for env_id in registered_ids() if env_id.startswith("earlyexp/")]
+#: Steps of one lockstep walk at most (every registered step cap is at most 100).
+CAP = 60
+
+
+def visible(obs: dict, info: dict, reward: float = 0.0, end: bool = False) -> tuple:
+    """Everything of one step the agent can see: goal, text, image, reward, whether the
+    episode ended, the admissible commands and whether the command was refused."""
+    image = obs.get("image")
+    return (
+        obs["goal"],
+        obs["text"],
+        None if image is None else np.asarray(image).tobytes(),
+        float(reward),
+        bool(end),
+        tuple(info["admissible_actions"]),
+        bool(info.get("invalid_action", False)),
+    )
+
+
+def reset_view(env: gym.Env) -> tuple:
+    """:func:`visible` of the state a contract env is in right after reset (recomputed from
+    the env, so a twin maker's change to what is shown would show here)."""
+    e = env.unwrapped
+    e._admissible = e.admissible_actions()
+    return visible(e._obs(), {"admissible_actions": e._admissible})
+
+
+def lockstep(env: gym.Env, twin: gym.Env, rng: random.Random, expert: float) -> tuple[int, bool]:
+    """Walk ``env`` and ``twin`` (both just reset, with identical reset views) with the
+    same commands: the expert's with probability ``expert``, else a random admissible one.
+    While all the agent has seen agrees, the two experts must give the same command.
+    Returns (expert calls compared, whether the views diverged before the end)."""
+    a, b = env.unwrapped, twin.unwrapped
+    assert reset_view(a) == reset_view(b), "the twin maker changed what the agent sees"
+    compared = 0
+    admissible = list(a._admissible)
+    for step in range(CAP):
+        command = a.expert_action()
+        assert b.expert_action() == command, (
+            f"step {step}: the expert gives {command!r} in one twin and "
+            f"{b.expert_action()!r} in the other, which look the same to the agent "
+            f"(goal {a.goal!r})"
+        )
+        compared += 1
+        if rng.random() >= expert:
+            command = rng.choice(admissible)
+        out_a, out_b = a.step(command), b.step(command)
+        seen_a = visible(out_a[0], out_a[4], out_a[1], out_a[2] or out_a[3])
+        seen_b = visible(out_b[0], out_b[4], out_b[1], out_b[2] or out_b[3])
+        if seen_a != seen_b:
+            return compared, True
+        if out_a[2] or out_a[3]:
+            return compared, False
+        admissible = list(out_a[4]["admissible_actions"])
+    return compared, False
+
+
+# --------------------------------------------------------------------------------------------
+# Constructed twins: change what the agent has not seen yet
+# --------------------------------------------------------------------------------------------
+
+
+def _household_twin(env, rng: random.Random) -> bool:
+    """Move a goal object to another receptacle whose contents the agent has not seen, of
+    a type where such objects spawn (a reset shows only the room listing)."""
+    w = env.world
+    t = w.task
+    unseen = [r for r in range(len(w.layout.rnames)) if not w.seen >> r & 1]
+    movable = [o for o in t.goal_objs if w.obj_loc[o] in unseen]
+    if not movable:
+        return False
+    o = rng.choice(movable)
+    others = [r for r in unseen if t.plausible >> r & 1 and r != w.obj_loc[o]]
+    if not others:
+        return False
+    w.obj_loc[o] = rng.choice(others)
+    return True
+
+
+def _webnav_twin(env, rng: random.Random) -> bool:
+    """Permute what the order pages and thread pages show (items and totals, statuses;
+    thread authors and replies) among those the agent has not opened. The order list
+    shows only order numbers, the forum pages only thread titles; a task that names an
+    order by an item then targets the order that now holds it."""
+    from envs import webnav as wn
+
+    w = env.world
+    site, task = w.site, w.task
+    n_f, n_t = len(site.forums), len(site.threads)
+    first_order = 5 + n_f + n_t
+
+    def shuffle(indices: list[int]) -> dict[int, int]:
+        dest = indices[:]
+        while len(indices) > 1 and dest == indices:
+            rng.shuffle(dest)
+        return dict(zip(indices, dest, strict=True))
+
+    orders, status, threads = list(site.orders), list(w.status), list(site.threads)
+    move = shuffle([k for k in range(len(orders)) if not w.visited >> (first_order + k) & 1])
+    keep_status = task.family == wn.CANCEL_ORDER and task.slot == "number"
+    for src, dst in move.items():
+        orders[dst] = dataclasses.replace(
+            orders[dst], items=site.orders[src].items, total=site.orders[src].total
+        )
+        if not keep_status:
+            status[dst] = w.status[src]
+    move_t = shuffle([j for j in range(n_t) if not w.visited >> (5 + n_f + j) & 1])
+    for src, dst in move_t.items():
+        threads[dst] = dataclasses.replace(
+            threads[dst], author=site.threads[src].author, replies=site.threads[src].replies
+        )
+    if len(move) < 2 and len(move_t) < 2:
+        return False
+    pages = wn._build_pages(site.variant, site.user, list(site.forums), threads, orders)
+    w.site = dataclasses.replace(site, orders=tuple(orders), threads=tuple(threads), pages=pages)
+    w.status = status
+    if task.family == wn.CANCEL_ORDER and task.slot == "item":
+        item = site.orders[task.index].items[0]  # the item the goal names
+        index = next(k for k, o in enumerate(orders) if item in o.items)
+        number = orders[index].number
+        labels = (f"visited order {number}", f"order {number} cancelled")
+        w.task = dataclasses.replace(task, index=index, page=first_order + index, labels=labels)
+    env._text = env._render()
+    return True
+
+
+def _lab_twin(env, rng: random.Random) -> bool:
+    """Swap what two fixtures hold whose contents the reset did not show (closed, or in
+    another room than the agent's): counter, cupboard and freezer in the kitchen, and the
+    thermometer between the counter and the workshop's workbench."""
+    from envs import lab
+
+    w = env.world
+    lay = w.layout
+
+    def hidden(f: int) -> bool:
+        return lay.openable[f] or lay.home[f] != w.room
+
+    changed = False
+    places = (lab.COUNTER, lab.WORKBENCH)
+    if all(hidden(f) for f in places) and rng.random() < 0.7:
+        thermometer = lay.thermometer
+        w.loc[thermometer] = places[1 - places.index(w.loc[thermometer])]
+        changed = True
+    pairs = [(lab.COUNTER, lab.CUPBOARD), (lab.CUPBOARD, lab.FREEZER), (lab.COUNTER, lab.FREEZER)]
+    for f, g in pairs:
+        if hidden(f) and hidden(g) and rng.random() < 0.5:
+            for t, at in enumerate(w.loc):
+                if at in (f, g):
+                    w.loc[t] = g if at == f else f
+            changed = True
+    env._text = env._describe_room()
+    return changed
+
+
+#: Per setting, a maker that changes a just-reset env's hidden state in place (``True``
+#: when it found something to change).
+TWINS: dict[str, Callable[[gym.Env, random.Random], bool]] = {
+    "earlyexp/Household-v0": _household_twin,
+    "earlyexp/WebNav-v0": _webnav_twin,
+    "earlyexp/Lab-v0": _lab_twin,
+}
+#: (instances, random walk share) per constructed-twin setting, and the least compared
+#: expert calls / diverged pairs a run must reach.
+BUDGET = {"earlyexp/Household-v0": 60, "earlyexp/WebNav-v0": 150, "earlyexp/Lab-v0": 120}
+
+
+def _constructed_pairs(env_id: str, request: pytest.FixtureRequest, expert: float):
+    env = make_env(env_id, "test", request)
+    twin = make_env(env_id, "test", request)
+    maker = TWINS[env_id]
+    compared = diverged = pairs = 0
+    for seed in range(BUDGET[env_id]):
+        rng = random.Random(seed)
+        env.reset(seed=seed)
+        twin.reset(seed=seed)
+        if not maker(twin.unwrapped, rng):
+            continue
+        n, split = lockstep(env, twin, rng, expert)
+        compared, diverged, pairs = compared + n, diverged + split, pairs + 1
+    return compared, diverged, pairs
+
+
+@pytest.mark.parametrize("expert", [1.0, 0.7])
+@pytest.mark.parametrize("env_id", sorted(TWINS))
+def test_constructed_twins_get_the_same_expert_command(
+    env_id: str, expert: float, request: pytest.FixtureRequest
+) -> None:
+    """On the expert's own path (``expert=1``) and off it (30% random commands)."""
+    compared, diverged, pairs = _constructed_pairs(env_id, request, expert)
+    assert pairs >= BUDGET[env_id] // 3, pairs
+    assert compared >= 2 * pairs and diverged >= pairs // 4, (compared, diverged, pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# Natural twins: distinct instances whose reset views coincide
+# --------------------------------------------------------------------------------------------
+
+
+#: Per setting, how many reset seeds (train split) to group by their reset views.
+NATURAL: dict[str, int] = {"earlyexp/Tools-v0": 400}
+
+
+@pytest.mark.parametrize("env_id", sorted(NATURAL))
+def test_natural_twins_get_the_same_expert_command(
+    env_id: str, request: pytest.FixtureRequest
+) -> None:
+    env = make_env(env_id, "train", request)
+    twin = make_env(env_id, "train", request)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for seed in range(NATURAL[env_id]):
+        env.reset(seed=seed)
+        groups[reset_view(env)].append(seed)
+    compared = pairs = 0
+    for seeds in groups.values():
+        for first, second in zip(seeds, seeds[1:], strict=False):
+            env.reset(seed=first)
+            twin.reset(seed=second)
+            n, _ = lockstep(env, twin, random.Random(first), 0.8)
+            compared, pairs = compared + n, pairs + 1
+    # most pairs part at the first answer (the customer's email), some later
+    assert pairs >= 10 and compared >= pairs + pairs // 10, (pairs, compared)
