@@ -1,9 +1,18 @@
-"""The report as data: per-cell CIs, the aggregate, the headline and the RL comparison.
+"""The report as data: per-cell CIs, paired differences, the aggregate, the headline and
+the RL comparison.
 
 Which imitation learner is the baseline and which are compared with it are parameters
 (``baseline``, ``compare``); nothing here knows a learner by name. RL runs are grouped by
 learner name, and a run is scratch when its row says it had no warm start (see
 :class:`benchmarks.report.rows.RLRow`).
+
+The headline counts only what was learned: a setting is *learned* when the baseline's
+success at its largest budget beats the random policy's on the same test instances, paired
+by seed, with the 95% bootstrap CI of the difference above 0 (so at least 2 seeds); a cell
+(setting, budget, learner) *converged* when every run in it was ended by early stopping,
+not by its update cap (:func:`benchmarks.report.rows.stopping`). The headline aggregate,
+probability of improvement and expert-data savings use only converged cells of learned
+settings; the same statistics over every cell are kept beside them as diagnostics.
 """
 
 from __future__ import annotations
@@ -18,8 +27,16 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from benchmarks.report.rows import ImitationRow, RLRow, load_rows
-from benchmarks.report.stats import Estimate, cell_rng, improvement_ci, iqm_cis, mean_ci
+from benchmarks.report.rows import CAPPED, CONVERGED, UNKNOWN, ImitationRow, RLRow, load_rows
+from benchmarks.report.stats import (
+    Estimate,
+    Paired,
+    cell_rng,
+    improvement_ci,
+    iqm_cis,
+    mean_ci,
+    paired_difference,
+)
 
 FULL_BUDGET = 1.0
 DEFAULT_BASELINE = "bc"
@@ -43,6 +60,70 @@ class ImitationCell:
     success: Estimate
     valid_action_rate: float | None  # mean over seeds; None if the rows lack it
     values: list[float]  # success per seed, in seed order
+    #: per seed, in seed order: how training ended (rows.CONVERGED / CAPPED / UNKNOWN), the
+    #: random policy's success on the same instances, and the test episodes behind success
+    stopping: list[str] = field(default_factory=list)
+    random_values: list[float | None] = field(default_factory=list)
+    eval_episodes: list[int | None] = field(default_factory=list)
+
+    @property
+    def capped(self) -> int:
+        """Runs that hit their update cap."""
+        return self.stopping.count(CAPPED)
+
+    @property
+    def unknown(self) -> int:
+        """Runs whose rows cannot tell whether early stopping or the cap ended them."""
+        return self.stopping.count(UNKNOWN)
+
+    @property
+    def converged(self) -> bool:
+        """Every run was ended by early stopping."""
+        return bool(self.stopping) and all(s == CONVERGED for s in self.stopping)
+
+    def flag(self) -> str:
+        """``capped 2/3``, ``stop unknown 1/3`` (both, comma-separated), or ``""``."""
+        n = len(self.stopping)
+        parts = [f"capped {self.capped}/{n}"] if self.capped else []
+        parts += [f"stop unknown {self.unknown}/{n}"] if self.unknown else []
+        return ", ".join(parts)
+
+
+@dataclass
+class PairedRow:
+    """A compared learner minus the baseline in one setting at one budget, paired by seed."""
+
+    env_id: str
+    budget: float
+    learner: str
+    baseline: str
+    seeds: list[int]  # the seeds both ran
+    paired: Paired
+
+
+@dataclass
+class LearnedRow:
+    """Whether the baseline learned a setting: its success at its largest budget minus the
+    random policy's on the same test instances, paired by seed, has a 95% CI above 0."""
+
+    env_id: str
+    learner: str  # the baseline
+    budget: float | None  # its largest budget in this setting (None: no runs)
+    paired: Paired | None  # success - random success (None: nothing to pair)
+    learned: bool
+    why: str  # why not, or "" when learned
+
+    def text(self) -> str:
+        """``learned: bc@1 - random +0.40 [+0.30, +0.50] (3 seeds, MDE 0.21)``, or
+        ``not learned: ...; why``."""
+        if self.paired is None or self.budget is None:
+            return f"not learned: {self.why}"
+        d = self.paired.difference
+        detail = (
+            f"{self.learner}@{fraction(self.budget)} - random {d.text(signed=True)} "
+            f"({d.n} seed{'s' if d.n != 1 else ''}, MDE {self.paired.mde_text()})"
+        )
+        return f"learned: {detail}" if self.learned else f"not learned: {detail}; {self.why}"
 
 
 @dataclass
@@ -79,6 +160,9 @@ class SavingRow:
     reached_budget: float | None  # smallest budget whose mean reaches the baseline@1.0
     saving: float | None  # 1 / reached_budget
     random: float | None = None  # the random policy's success on the same instances
+    #: why this setting is kept out of the headline (not learned, a cell that did not
+    #: converge); None when it counts
+    left_out: str | None = None
 
     def text(self) -> str:
         """``reaches bc@1.0 with 1/4 of the demos -> 4x saving``, or why not."""
@@ -86,12 +170,10 @@ class SavingRow:
             return f"no {self.baseline} run at budget 1.0"
         if not self.means:
             return f"no {self.learner} runs"
-        if self.random is not None and self.baseline_full.mean <= self.random:
-            # reaching a baseline that is no better than chance says nothing about demos saved
-            return (
-                f"{self.baseline}@1.0 is at chance "
-                f"({self.baseline_full.mean:.2f} <= random {self.random:.2f})"
-            )
+        if self.left_out is not None:
+            # A saving over a baseline that learned nothing, or over runs the cap stopped,
+            # says nothing about demos saved.
+            return f"left out: {self.left_out}"
         if self.reached_budget is None:
             return "not reached"
         if self.reached_budget >= FULL_BUDGET:
@@ -142,9 +224,17 @@ class Report:
     imitation: dict[str, dict[float, dict[str, ImitationCell]]] = field(default_factory=dict)
     #: env_id -> (random_success, expert_success), means over that setting's rows
     reference: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: over every cell (a diagnostic: includes settings not learned and capped runs)
     aggregate: list[AggregateRow] = field(default_factory=list)
-    #: per compared learner (in ``compared`` order), then per budget
+    #: per compared learner (in ``compared`` order), then per budget; every cell
     improvement: list[ImprovementRow] = field(default_factory=list)
+    #: env_id -> whether the baseline learned it (empty without a baseline)
+    learned: dict[str, LearnedRow] = field(default_factory=dict)
+    #: compared learner - baseline per setting and budget, paired by seed
+    paired: list[PairedRow] = field(default_factory=list)
+    #: the aggregate and probability of improvement over headline cells only
+    headline_aggregate: list[AggregateRow] = field(default_factory=list)
+    headline_improvement: list[ImprovementRow] = field(default_factory=list)
     #: compared learner -> env_id -> saving
     savings: dict[str, dict[str, SavingRow]] = field(default_factory=dict)
     #: RL learners in display order: scratch first, then warm starts by their init learner
@@ -157,6 +247,39 @@ class Report:
     def cell(self, env_id: str, budget: float, learner: str) -> ImitationCell | None:
         """The cell of ``learner`` at ``budget`` in ``env_id``, if there were runs."""
         return self.imitation.get(env_id, {}).get(budget, {}).get(learner)
+
+    def is_learned(self, env_id: str) -> bool:
+        """The baseline learned ``env_id`` (False without a baseline)."""
+        row = self.learned.get(env_id)
+        return row is not None and row.learned
+
+    def in_headline(self, env_id: str, budget: float, learner: str) -> bool:
+        """The cell counts in the headline: its setting is learned and every run converged."""
+        cell = self.cell(env_id, budget, learner)
+        return cell is not None and cell.converged and self.is_learned(env_id)
+
+    def why_left_out(self, env_id: str, budget: float, learner: str) -> str | None:
+        """Why a cell is kept out of the headline (None: it counts, or it has no runs)."""
+        cell = self.cell(env_id, budget, learner)
+        if cell is None:
+            return None
+        if not self.is_learned(env_id):
+            if self.baseline is None:
+                return "no baseline to judge learning by"
+            return f"{self.baseline} did not learn this setting"
+        if not cell.converged:
+            return f"{learner}@{fraction(budget)}: {cell.flag()}"
+        return None
+
+    def headline_table(self) -> dict[str, dict[float, dict[str, ImitationCell]]]:
+        """:attr:`imitation` with only the cells :meth:`in_headline` keeps."""
+        table: dict[str, dict[float, dict[str, ImitationCell]]] = {}
+        for env_id, by_budget in self.imitation.items():
+            for budget, cells in by_budget.items():
+                kept = {lr: c for lr, c in cells.items() if self.in_headline(env_id, budget, lr)}
+                if kept:
+                    table.setdefault(env_id, {})[budget] = kept
+        return table
 
     def markdown(self) -> str:
         """The report as Markdown (plots linked by relative path)."""
@@ -226,6 +349,9 @@ def _imitation_cells(
             success=mean_ci(values, reps=reps, rng=cell_rng(seed, env_id, budget, learner)),
             valid_action_rate=float(np.mean(valid)) if valid else None,
             values=values,
+            stopping=[r.stopping for r in group],
+            random_values=[r.random_success for r in group],
+            eval_episodes=[r.eval_episodes for r in group],
         )
         table.setdefault(env_id, {}).setdefault(budget, {})[learner] = cell
     return table
@@ -252,43 +378,123 @@ def _matrices(
     return matrices, tasks
 
 
-def _aggregate(report: Report, reps: int, poi_reps: int, seed: int) -> None:
-    budgets = sorted({b for env in report.imitation.values() for b in env})
+def _aggregate(
+    report: Report,
+    table: dict[str, dict[float, dict[str, ImitationCell]]],
+    reps: int,
+    poi_reps: int,
+    seed: int,
+    warn: list[str] | None,
+) -> tuple[list[AggregateRow], list[ImprovementRow]]:
+    """IQM per budget and learner, and P(compared > baseline), over the cells of ``table``.
+
+    ``warn`` collects a warning per budget without a setting every learner ran (None: the
+    caller says it its own way).
+    """
+    budgets = sorted({b for env in table.values() for b in env})
     matrices: dict[tuple[float, str], np.ndarray] = {}
     tasks_at: dict[float, list[str]] = {}
     ran_at: dict[float, set[str]] = {}
     for budget in budgets:
-        ran_at[budget] = {
-            learner for env in report.imitation.values() for learner in env.get(budget, {})
-        }
+        ran_at[budget] = {learner for env in table.values() for learner in env.get(budget, {})}
         # Sorted by name, not display order: rliable draws one random index per stacked
         # cell, so the stack's order must not change with the chosen baseline.
         learners = sorted(ran_at[budget])
-        at_budget, tasks_at[budget] = _matrices(report.imitation, budget, learners)
-        if not tasks_at[budget]:
+        at_budget, tasks_at[budget] = _matrices(table, budget, learners)
+        if not tasks_at[budget] and warn is not None:
             shown = [lr for lr in report.imitation_learners if lr in ran_at[budget]]
-            report.warnings.append(
+            warn.append(
                 f"budget {budget:g}: no setting has runs of every learner ({', '.join(shown)}); "
                 "no aggregate IQM at this budget"
             )
         matrices.update({(budget, learner): m for learner, m in at_budget.items()})
+    improvement = []
     base = report.baseline
     for learner in report.compared if base else []:
         for budget in budgets:
             if learner not in ran_at[budget] or base not in ran_at[budget]:
                 continue
-            pair, pair_tasks = _matrices(report.imitation, budget, [learner, base])
+            pair, pair_tasks = _matrices(table, budget, [learner, base])
             if pair_tasks:
                 prob = improvement_ci(pair[learner], pair[base], reps=poi_reps, seed=seed)
-                report.improvement.append(ImprovementRow(learner, base, budget, prob, pair_tasks))
+                improvement.append(ImprovementRow(learner, base, budget, prob, pair_tasks))
     # All budgets in one call: same-shaped matrices share one stacked bootstrap (see iqm_cis).
     iqms = iqm_cis(matrices, reps=reps, seed=seed)
-    for budget, learner in sorted(
-        iqms, key=lambda k: (k[0], report.imitation_learners.index(k[1]))
-    ):
-        report.aggregate.append(
-            AggregateRow(budget, learner, iqms[(budget, learner)], tasks_at[budget])
+    aggregate = [
+        AggregateRow(budget, learner, iqms[(budget, learner)], tasks_at[budget])
+        for budget, learner in sorted(
+            iqms, key=lambda k: (k[0], report.imitation_learners.index(k[1]))
         )
+    ]
+    return aggregate, improvement
+
+
+def _learned(report: Report, reps: int, seed: int) -> None:
+    base = report.baseline
+    for env_id, by_budget in report.imitation.items() if base else []:
+        budgets = [b for b, cells in by_budget.items() if base in cells]
+        if not budgets:
+            report.learned[env_id] = LearnedRow(
+                env_id, base, None, None, False, f"no {base} runs in this setting"
+            )
+            continue
+        budget = max(budgets)
+        cell = by_budget[budget][base]
+        pairs = [
+            (v, r, e)
+            for v, r, e in zip(cell.values, cell.random_values, cell.eval_episodes, strict=True)
+            if r is not None
+        ]
+        if not pairs:
+            report.learned[env_id] = LearnedRow(
+                env_id, base, budget, None, False, "the rows lack the random policy's success"
+            )
+            continue
+        # The random policy plays the run's own test episodes, so both rates rest on E each.
+        episodes = [(e, e) for _, _, e in pairs if e is not None]
+        paired = paired_difference(
+            [v for v, _, _ in pairs],
+            [r for _, r, _ in pairs],
+            episodes=episodes if len(episodes) == len(pairs) else None,
+            reps=reps,
+            rng=cell_rng(seed, env_id, budget, base, "random"),
+        )
+        if paired.difference.n < 2:
+            learned, why = False, "one seed gives no CI to tell it from chance"
+        elif paired.difference.low > 0:
+            learned, why = True, ""
+        else:
+            learned, why = False, "the 95% CI is not above 0"
+        report.learned[env_id] = LearnedRow(env_id, base, budget, paired, learned, why)
+
+
+def _paired(report: Report, reps: int, seed: int) -> None:
+    base = report.baseline
+    for env_id in sorted(report.imitation) if base else []:
+        for budget, cells in sorted(report.imitation[env_id].items()):
+            if base not in cells:
+                continue
+            b = cells[base]
+            for learner in report.compared:
+                if learner not in cells:
+                    continue
+                a = cells[learner]
+                seeds = sorted(set(a.seeds) & set(b.seeds))
+                if not seeds:
+                    continue
+                ai, bi = [a.seeds.index(s) for s in seeds], [b.seeds.index(s) for s in seeds]
+                episodes = [
+                    (a.eval_episodes[i], b.eval_episodes[j]) for i, j in zip(ai, bi, strict=True)
+                ]
+                known = all(ea is not None and eb is not None for ea, eb in episodes)
+                paired = paired_difference(
+                    [a.values[i] for i in ai],
+                    [b.values[j] for j in bi],
+                    episodes=episodes if known else None,
+                    reps=reps,
+                    rng=cell_rng(seed, env_id, budget, learner, base, "paired"),
+                )
+                report.paired.append(PairedRow(env_id, budget, learner, base, seeds, paired))
 
 
 def _savings(report: Report) -> None:
@@ -297,6 +503,23 @@ def _savings(report: Report) -> None:
         by_env = report.savings.setdefault(learner, {})
         for env_id, by_budget in report.imitation.items():
             base_cell = by_budget.get(FULL_BUDGET, {}).get(base)
+            # Every cell the saving reads must count: the baseline at 1, the learner at each
+            # budget; a setting not learned is one reason for all of them.
+            left_out = None
+            if not report.is_learned(env_id):
+                left_out = report.why_left_out(env_id, FULL_BUDGET, base)
+            else:
+                reasons = []
+                if base_cell is not None and not base_cell.converged:
+                    reasons.append(f"{base}@1 {base_cell.flag()}")
+                short = [
+                    fraction(b)
+                    for b, cells in sorted(by_budget.items())
+                    if learner in cells and not cells[learner].converged
+                ]
+                if short:
+                    reasons.append(f"{learner} not converged at {', '.join(short)}")
+                left_out = "; ".join(reasons) or None
             means = {
                 b: cells[learner].success.mean
                 for b, cells in sorted(by_budget.items())
@@ -316,6 +539,7 @@ def _savings(report: Report) -> None:
                 reached_budget=reached,
                 saving=(1.0 / reached) if reached else None,
                 random=report.reference[env_id][0] if env_id in report.reference else None,
+                left_out=left_out,
             )
 
 
@@ -489,7 +713,14 @@ def build_report(
         expert = [r.expert_success for r in env_rows if r.expert_success is not None]
         if rand and expert:
             report.reference[env_id] = (float(np.mean(rand)), float(np.mean(expert)))
-    _aggregate(report, reps, poi_reps, seed)
+    report.aggregate, report.improvement = _aggregate(
+        report, report.imitation, reps, poi_reps, seed, report.warnings
+    )
+    _learned(report, reps, seed)
+    _paired(report, reps, seed)
+    report.headline_aggregate, report.headline_improvement = _aggregate(
+        report, report.headline_table(), reps, poi_reps, seed, None
+    )
     _savings(report)
     _rl(report, rows.rl, reps, seed)
     return report

@@ -1,16 +1,22 @@
 """The rows a report is built from: a sweep's results file, validated into typed rows.
 
-Only what the report uses is kept; other keys (``config``, ``versions``, ``command``, ...)
-are left in the file. A row that cannot be used is skipped with a warning that counts it
-(unknown kind, a required field missing, a malformed field, a duplicated config hash), so a
-report never silently changes what it shows. No statistics here.
+Only what the report uses is kept; other keys (``versions``, ``command``, most of
+``config``, ...) are left in the file. A row that cannot be used is skipped with a warning
+that counts it (unknown kind, a required field missing, a malformed field, a duplicated
+config hash), so a report never silently changes what it shows. No statistics here.
+
+How an imitation run's training ended (:func:`stopping`) is read from the row: its
+``updates`` against the update caps its learner's config implies (:func:`update_caps`). A
+run *converged* when early stopping ended every training stage, and *hit its cap* when a
+stage ran to its update cap. Rows say only the total, so for learners that train in
+several stages (IWM, DAgger) the answer can be ``unknown``; that is said, never guessed.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,12 @@ IMITATION_FIELDS = ("env_id", "learner", "budget", "seed", "success")
 RL_FIELDS = ("env_id", "learner", "seed", "curve", "success")
 #: Written by sweeps before RL rows named their warm start; its rows are scratch by name.
 LEGACY_SCRATCH = "rl-scratch"
+
+#: How a run's training ended: early stopping ended every stage; a stage ran to its update
+#: cap; the row cannot tell.
+CONVERGED, CAPPED, UNKNOWN = "converged", "capped", "unknown"
+#: IWM's ``budget`` modes (learners/world_model.py; not imported: it pulls in torch).
+_IWM_BUDGETS = ("matched", "extra")
 
 
 class MalformedRow(ValueError):
@@ -79,14 +91,22 @@ class ImitationRow:
     random_success: float | None = None  # the random policy on the same test instances
     expert_success: float | None = None
     command: str | None = None
+    updates: int | None = None  # gradient updates the run did, every stage together
+    update_caps: tuple[int, ...] | None = None  # each stage's cap, from the config
+    stopping: str = UNKNOWN  # CONVERGED, CAPPED or UNKNOWN (see :func:`stopping`)
+    eval_episodes: int | None = None  # test episodes behind ``success``
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> ImitationRow:
         """The typed row of a results line; raises :class:`MalformedRow` saying which field."""
+        learner = _text(row, "learner")
+        config = learner_config(row, learner)
+        updates = _optional(row, "updates", _integer)
+        caps = update_caps(config)
         return cls(
             hash=str(row["hash"]),
             env_id=_text(row, "env_id"),
-            learner=_text(row, "learner"),
+            learner=learner,
             budget=_number(row, "budget"),
             seed=_integer(row, "seed"),
             success=_number(row, "success"),
@@ -96,7 +116,114 @@ class ImitationRow:
             random_success=_optional(row, "random_success", _number),
             expert_success=_optional(row, "expert_success", _number),
             command=_command(row),
+            updates=updates,
+            update_caps=caps,
+            stopping=stopping(
+                updates,
+                caps,
+                val_every=_config_int(config, "val_every"),
+                patience=_config_int(config, "patience"),
+            ),
+            eval_episodes=_config_int(config, "eval_episodes"),
         )
+
+
+def learner_config(row: Mapping[str, Any], learner: str) -> dict[str, Any]:
+    """The learner's own config of a results row ({} when the row has none).
+
+    The sweep stores its run spec under ``config`` and the learner's config inside it.
+    Rows written before the learner registry kept one flat dict of the profile's values
+    for the four learners of that sweep; they are translated to the fields the learners
+    have now (the same translation that sweep made), like :data:`LEGACY_SCRATCH`.
+    """
+    spec = row.get("config")
+    if not isinstance(spec, Mapping):
+        return {}
+    if isinstance(spec.get("config"), Mapping):
+        return dict(spec["config"])
+    if "max_updates" not in spec:
+        return {}
+    config = {k: spec[k] for k in ("max_updates", "eval_episodes") if k in spec}
+    if learner == "dagger":
+        config["iterations"] = spec.get("dagger_iterations")
+    elif learner.startswith("iwm-"):
+        config.update(
+            budget=learner.removeprefix("iwm-"),
+            mode="sequential",
+            wm_updates=spec.get("wm_updates"),
+        )
+    return config
+
+
+def _config_int(config: Mapping[str, Any], name: str) -> int | None:
+    value = config.get(name)
+    # A config value the report cannot read makes its flag unknown; it never skips the row.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def update_caps(config: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The update cap of each training stage of a run, in order, from its learner's config.
+
+    Read from the config's fields, not the learner's name, so variants and user learners
+    built on these configs are covered: ``budget`` "matched"/"extra" is implicit world
+    modeling (a world-model stage of ``wm_updates``, unless ``mode`` is "joint", then an
+    imitation stage of ``max_updates - wm_updates`` when matched, else ``max_updates``);
+    ``iterations`` is DAgger (``iterations + 1`` imitation fits of ``max_updates`` each);
+    ``wm_updates`` alone is the matched BC control (``max_updates - wm_updates``); anything
+    else with ``max_updates`` trains once, up to it. None when the config does not say.
+    """
+    max_updates, wm = _config_int(config, "max_updates"), _config_int(config, "wm_updates")
+    if max_updates is None:
+        return None
+    budget = config.get("budget")
+    if budget in _IWM_BUDGETS:
+        if wm is None:
+            return None
+        joint = config.get("mode") == "joint"
+        bc = max_updates - wm if budget == "matched" and not joint else max_updates
+        caps: tuple[int, ...] = (bc,) if joint else (wm, bc)
+    elif "iterations" in config:
+        iterations = _config_int(config, "iterations")
+        if iterations is None:
+            return None
+        caps = (max_updates,) * (iterations + 1)
+    elif wm is not None:
+        caps = (max_updates - wm,)
+    else:
+        caps = (max_updates,)
+    return caps if all(c > 0 for c in caps) else None
+
+
+def stopping(
+    updates: int | None,
+    caps: Sequence[int] | None,
+    *,
+    val_every: int | None = None,
+    patience: int | None = None,
+) -> str:
+    """How a run's training ended: :data:`CONVERGED`, :data:`CAPPED` or :data:`UNKNOWN`.
+
+    ``updates`` is the run's total over its stages, ``caps`` each stage's cap. A stage that
+    stops early does so at a validation, after ``patience`` of them without improvement,
+    so it does at least ``val_every * (patience + 1)`` updates, or else runs to its cap. So:
+    the total equals the caps' sum, or a stage is too short to stop early -> capped; no
+    stage at its cap could make up the total -> converged; else, or when the caps cannot
+    explain the total (a config the rule misreads), unknown.
+    """
+    if updates is None or not caps:
+        return UNKNOWN
+    if updates == sum(caps):
+        return CAPPED
+    if val_every and patience:
+        least = [min(cap, val_every * (patience + 1)) for cap in caps]
+    else:
+        least = [1] * len(caps)  # without the settings: a stage does at least one update
+    if updates > sum(caps) or updates < sum(least):
+        return UNKNOWN
+    if any(low == cap for low, cap in zip(least, caps, strict=True)):
+        return CAPPED
+    could_cap = any(cap + sum(least) - least[j] <= updates for j, cap in enumerate(caps))
+    return UNKNOWN if could_cap else CONVERGED
 
 
 @dataclass(frozen=True)
