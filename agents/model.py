@@ -278,12 +278,18 @@ class PolicyModel(nn.Module):
         self, tokens: torch.Tensor, rows: torch.Tensor, state_ids: torch.Tensor
     ) -> torch.Tensor:
         """3-bit code per command token: in goal (1), in current observation (2), in history (4)."""
-        segment = self._segments(torch.isin(state_ids, self._markers))[rows]  # [N, L]
-        same = (state_ids[rows] == tokens.unsqueeze(-1)) & (tokens >= N_SPECIAL).unsqueeze(-1)
-        in_goal = (same & (segment == 1)).any(-1)
-        in_now = (same & (segment == 2)).any(-1)
-        in_history = (same & (segment >= 3)).any(-1)
-        return in_goal.long() + 2 * in_now.long() + 4 * in_history.long()
+        # A [B, 3, vocab] table of which words each state's goal, observation and history
+        # hold, then one lookup per command token: linear in the tokens, where comparing
+        # every command token with every state token was a third of the action encoder.
+        batch, vocab = state_ids.shape[0], self.config.vocab_size
+        segment = self._segments(torch.isin(state_ids, self._markers))
+        part = segment.clamp(1, 3) - 1  # 0 goal, 1 current observation, 2 history
+        word = (state_ids >= N_SPECIAL) & (segment >= 1)
+        row = torch.arange(batch, device=state_ids.device).unsqueeze(1).expand_as(state_ids)
+        seen = state_ids.new_zeros(batch * 3 * vocab, dtype=torch.bool)
+        seen[((row * 3 + part) * vocab + state_ids)[word]] = True
+        hits = seen.view(batch, 3, vocab)[rows, :, tokens]  # [N, 3]
+        return hits[:, 0].long() + 2 * hits[:, 1].long() + 4 * hits[:, 2].long()
 
     def encode(self, batch: dict[str, torch.Tensor]) -> Encoding:
         """Run the encoders once; every head reads from the returned :class:`Encoding`."""

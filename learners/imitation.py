@@ -88,6 +88,12 @@ def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
+def state_length(item: Any) -> int:
+    """The state tokens of a training item (a :class:`Decision`, a world-model transition):
+    what its minibatch is padded to, so the key of length bucketing."""
+    return len(item.state)
+
+
 @torch.no_grad()
 def validate(
     agent: Agent, decisions: Sequence[Decision], batch_size: int = 256
@@ -162,6 +168,7 @@ def behaviour_cloning(
         desc="bc",
         progress=progress,
         optimizer=optimizer,
+        length=state_length,
     )
     best = fit.pop("best")
     return {

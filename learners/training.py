@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,6 +24,36 @@ Item = TypeVar("Item")
 
 #: Logged every this many updates (training scalars are noisy; validations are logged each time).
 LOG_EVERY = 10
+
+#: Length bucketing sorts pools of this many minibatches by item length before cutting them
+#: into minibatches: padding shrinks to a few tokens, batches stay random across pools.
+BUCKET_POOL = 16
+
+
+def minibatches(
+    n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
+    """Endless seeded minibatches of indices into ``n`` items, epoch after epoch.
+
+    Without ``lengths``: consecutive slices of a fresh permutation per epoch. With them:
+    each epoch's permutation is cut into pools of :data:`BUCKET_POOL` minibatches, each
+    pool sorted by length and cut into minibatches of similar length, and the epoch's
+    minibatches are shuffled. A batch is padded to its longest item, so this spends the
+    compute on real tokens instead of padding (attention costs the square of the length).
+    """
+    while True:
+        order = rng.permutation(n)
+        if lengths is None:
+            yield from (order[i : i + batch_size] for i in range(0, n, batch_size))
+            continue
+        pool = batch_size * BUCKET_POOL
+        batches = []
+        for start in range(0, n, pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
 
 
 def fit_early_stopped(
@@ -44,6 +74,7 @@ def fit_early_stopped(
     desc: str = "train",
     progress: bool = True,
     optimizer: torch.optim.Optimizer | None = None,
+    length: Callable[[Item], int] | None = None,
 ) -> dict[str, Any]:
     """Fit ``model`` in place and leave it holding the best-validated weights.
 
@@ -58,6 +89,8 @@ def fit_early_stopped(
         global_step: offset of the logged steps (a stage after another one).
         optimizer: continue this optimizer (its state from an earlier stage) at
             ``learning_rate``; None = a fresh Adam.
+        length: an item's padded size (its state's tokens); given, minibatches are
+            length-bucketed (:func:`minibatches`).
 
     Returns:
         ``updates`` done, ``best_update``, ``best`` (the best validation results) and
@@ -70,14 +103,14 @@ def fit_early_stopped(
         group["lr"] = learning_rate
     best: dict[str, float] | None = None
     best_update, best_state = 0, copy.deepcopy(model.state_dict())
-    stale, order, cursor, update = 0, rng.permutation(len(train)), 0, 0
+    lengths = None if length is None else np.array([length(item) for item in train])
+    batches = minibatches(len(train), batch_size, rng, lengths)
+    stale, update, samples = 0, 0, 0
     start = time.perf_counter()
     bar = progress_bar(total=max_updates, desc=desc, unit="upd", disable=not progress, leave=False)
     while update < max_updates:
-        if cursor >= len(order):
-            order, cursor = rng.permutation(len(train)), 0
-        chunk = [train[i] for i in order[cursor : cursor + batch_size]]
-        cursor += batch_size
+        chunk = [train[i] for i in next(batches)]
+        samples += len(chunk)
         model.train()
         loss, scalars = loss_fn(chunk)
         optimizer.zero_grad()
@@ -93,7 +126,7 @@ def fit_early_stopped(
             if writer is not None:
                 for tag, value in result.items():
                     writer.add_scalar(tag, value, global_step + update)
-                sps = update * batch_size / (time.perf_counter() - start)
+                sps = samples / (time.perf_counter() - start)
                 writer.add_scalar("charts/samples_per_s", sps, global_step + update)
             bar.set_postfix({tag.rsplit("/", 1)[-1]: f"{v:.3f}" for tag, v in result.items()})
             if best is None or score(result) > score(best):
@@ -110,5 +143,5 @@ def fit_early_stopped(
         "updates": update,
         "best_update": best_update,
         "best": best if best is not None else validate(),
-        "samples_per_second": update * batch_size / (time.perf_counter() - start),
+        "samples_per_second": samples / (time.perf_counter() - start),
     }

@@ -62,6 +62,7 @@ from learners.imitation import (
     fit_policy,
     load_demos,
     policy_nll,
+    state_length,
 )
 from learners.lifecycle import Run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
@@ -304,6 +305,7 @@ def world_modeling(
         desc="world model",
         progress=progress,
         optimizer=optimizer,
+        length=state_length,
     )
     best = fit["best"]
     return {

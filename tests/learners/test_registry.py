@@ -1,5 +1,8 @@
-"""The learner registry, the one config validation style, reproducing commands, and results
-identical to before the registry (BC, DAgger and IWM on a small fixed-seed budget)."""
+"""The learner registry, the one config validation style, reproducing commands, and golden
+results (BC, DAgger and IWM on a small fixed-seed budget give the recorded numbers).
+
+A change meant to alter results (a new batching, a new loss) re-records the golden file
+with ``python -m tests.learners.test_registry`` and says so in its commit."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from learners.config import values_from_args
 from learners.data import collect_demos
 from learners.imitation import BCConfig
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pre_registry_results.json"
+FIXTURE = Path(__file__).parent / "fixtures" / "golden_results.json"
 HOUSEHOLD = "earlyexp/Household-v0"
 BUILT_IN = ["bc", "dagger", "iwm", "iwm-matched", "iwm-extra", "iwm-next", "rl"]
 
@@ -156,36 +159,63 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def test_results_are_identical_to_before_the_registry(tmp_path: Path, monkeypatch) -> None:
-    """BC, DAgger and IWM through the registry give the numbers (and, on the same torch, the
-    weights) that the code before the registry gave (tests/learners/fixtures, recorded with
-    the same budgets just before the refactor)."""
-    expected = json.loads(FIXTURE.read_text())
-    monkeypatch.chdir(tmp_path)
-    collect_demos(HOUSEHOLD, 6, "demos.jsonl", seed=0, progress=False)
+GOLDEN_RUNS = {
+    "bc": {},
+    "dagger": {"iterations": 1, "rollouts": 2},
+    "iwm": {"k": "3", "wm_updates": 8},
+}
+
+
+def _golden_runs(directory: Path) -> dict[str, dict]:
+    """Train the golden runs in ``directory``; their metrics and weight digests by learner."""
+    collect_demos(HOUSEHOLD, 6, directory / "demos.jsonl", seed=0, progress=False)
     common = dict(
         env_id=HOUSEHOLD,
-        demos="demos.jsonl",
+        demos=str(directory / "demos.jsonl"),
         seed=0,
-        log_dir="runs",
+        log_dir=str(directory / "runs"),
         progress=False,
         max_updates=20,
         val_every=5,
         eval_episodes=4,
         model={"d_model": 32, "n_layers": 1, "ff_dim": 64},
     )
-    runs = {
-        "bc": {},
-        "dagger": {"iterations": 1, "rollouts": 2},
-        "iwm": {"k": "3", "wm_updates": 8},
-    }
-    for name, extra in runs.items():
+    results = {}
+    for name, extra in GOLDEN_RUNS.items():
         learner = get_learner(name)
-        metrics = learner.train(learner.make_config(**common, **extra, out=name))
-        before = expected[name]["metrics"]
-        for key, value in before.items():
+        out = directory / name
+        metrics = learner.train(learner.make_config(**common, **extra, out=str(out)))
+        results[name] = {"metrics": metrics, "weights": _digest(out / "agent.pt")}
+    return results
+
+
+def test_results_match_the_golden_file(tmp_path: Path) -> None:
+    """BC, DAgger and IWM give the recorded numbers (and, on the same torch, the weights):
+    any change to what a seeded run computes shows up here."""
+    expected = json.loads(FIXTURE.read_text())
+    for name, result in _golden_runs(tmp_path).items():
+        for key, value in expected[name]["metrics"].items():
             if key in ("learner",) or "second" in key:
                 continue
-            assert metrics[key] == value, (name, key)
+            assert result["metrics"][key] == value, (name, key)
         if torch.__version__ == expected["torch"]:
-            assert _digest(tmp_path / name / "agent.pt") == expected[name]["weights"], name
+            assert result["weights"] == expected[name]["weights"], name
+
+
+if __name__ == "__main__":  # re-record the golden file (see the module docstring)
+    import tempfile
+
+    torch.set_num_threads(1)  # as under pytest (tests/conftest.py): sums depend on threads
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = _golden_runs(Path(tmp))
+    golden = {
+        name: {
+            "metrics": {k: v for k, v in run["metrics"].items() if "second" not in k},
+            "weights": run["weights"],
+        }
+        for name, run in runs.items()
+    }
+    FIXTURE.write_text(
+        json.dumps({**golden, "torch": torch.__version__}, indent=1, sort_keys=True) + "\n"
+    )
+    print(f"wrote {FIXTURE}")
