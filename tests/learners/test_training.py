@@ -1,0 +1,48 @@
+"""The training loop's minibatches: every item once per epoch, seeded, length-bucketed."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from learners.training import BUCKET_POOL, minibatches
+
+
+@pytest.mark.parametrize("bucketed", [False, True])
+def test_every_item_once_per_epoch_and_seeded(bucketed: bool) -> None:
+    n, size = 1000, 32
+    lengths = np.random.default_rng(1).integers(5, 250, n) if bucketed else None
+    epoch_batches = (
+        -(-n // size)
+        if not bucketed
+        else sum(
+            -(-min(size * BUCKET_POOL, n - s) // size) for s in range(0, n, size * BUCKET_POOL)
+        )
+    )
+    batches = list(
+        itertools.islice(minibatches(n, size, np.random.default_rng(0), lengths), 2 * epoch_batches)
+    )
+    for epoch in (batches[:epoch_batches], batches[epoch_batches:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(n))
+        assert all(1 <= len(b) <= size for b in epoch)
+    again = itertools.islice(minibatches(n, size, np.random.default_rng(0), lengths), len(batches))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    assert not np.array_equal(batches[0], batches[epoch_batches])  # a fresh order per epoch
+
+
+def test_bucketing_cuts_padding_and_keeps_batches_random() -> None:
+    n, size = 2048, 32
+    lengths = np.random.default_rng(1).integers(5, 250, n)
+    rng = np.random.default_rng(0)
+    plain = list(itertools.islice(minibatches(n, size, rng, None), n // size))
+    bucketed = list(itertools.islice(minibatches(n, size, rng, lengths), n // size))
+
+    def padding(batches: list[np.ndarray]) -> float:
+        return float(np.mean([lengths[b].max() * len(b) - lengths[b].sum() for b in batches]))
+
+    assert padding(bucketed) < 0.1 * padding(plain)
+    # Consecutive batches are not simply the sorted order: their lengths are not monotonic.
+    firsts = [int(lengths[b].min()) for b in bucketed[:BUCKET_POOL]]
+    assert firsts != sorted(firsts)
