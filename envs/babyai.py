@@ -5,6 +5,7 @@ See :class:`BabyAIEnv`.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ from envs.minigrid_adapter import (
     TOGGLE,
     MinigridTextEnv,
     MinigridWorld,
+    mark_seen,
     pair_split,
 )
 
@@ -102,7 +104,11 @@ class BabyAIEnv(MinigridTextEnv):
     with the engine) while every action taken is the one it suggested. After any other
     action, or a restore, it rebuilds the bot from the mission and the seen map, first
     putting down whatever the agent carries (except the object a "put next to" mission
-    moves). The bot explores cells it has not seen rather than using the hidden map.
+    moves). The bot explores cells it has not seen rather than using the hidden map, and
+    it acts on what the agent can know: the stock bot broke ties by the grid's axes (which
+    of two equally near cells or objects to go to first), which an egocentric view does
+    not show, so two worlds that differ only by a rotation got different commands; here
+    its ties are broken relative to the agent (see :class:`_Bot`).
 
     ## Action Space
 
@@ -150,7 +156,9 @@ class BabyAIEnv(MinigridTextEnv):
 
     ## Version History
 
-    * v0: initial release (minigrid 3.2).
+    * v0: initial release (minigrid 3.2). Later in v0 (issue 16): the bot's ties are
+      broken relative to the agent instead of by the grid's axes, and it matches the
+      mission's objects by their current positions (the same subgoals otherwise).
     """
 
     LEVELS = BABYAI_LEVELS
@@ -171,11 +179,8 @@ class BabyAIEnv(MinigridTextEnv):
     def _flush_seen(self) -> None:
         """Add the cells of every pending view to the seen map."""
         w = self.world
-        width, height = w.seen.shape
         for x, y, d, image in w.pending:
-            xs, ys = _VIEW_DX[d] + x, _VIEW_DY[d] + y
-            vis = (image[:, :, 0] != 0) & (xs >= 0) & (ys >= 0) & (xs < width) & (ys < height)
-            w.seen[xs[vis], ys[vis]] = True
+            mark_seen(w.seen, x, y, d, image)
         w.pending.clear()
 
     def _before_step(self, action: int) -> None:
@@ -237,7 +242,7 @@ class BabyAIEnv(MinigridTextEnv):
         """A bot for the current state: the mission's plan, the agent's seen map, and a
         first step that puts down what the agent carries unless the plan needs it."""
         e = self.world.engine
-        bot = BabyAIBot(e)
+        bot = _Bot(e)
         bot.vis_mask = self.world.seen  # shared: the env keeps it current
         carrying = e.carrying
         if carrying is None:
@@ -253,6 +258,102 @@ class BabyAIEnv(MinigridTextEnv):
         bot.stack.append(DropSubgoal(bot))
         bot.stack.append(GoNextToSubgoal(bot, bot._find_drop_pos()))
         return bot
+
+
+class _Bot(BabyAIBot):
+    """``BabyAIBot`` with its ties broken relative to the agent, never by the grid's axes.
+
+    The stock bot breaks ties by absolute directions and grid order: its breadth-first
+    search expands the neighbours of a cell in an order that is "right first" facing east
+    or west but "left first" facing north or south, seeds its search through blockers
+    facing east, and takes the first of equally near matching objects in the grid's
+    column-major order. The agent sees only an egocentric view, so two worlds that are
+    the same up to a rotation look identical to it, yet got different expert commands.
+    Here the search expands forward, right, left, back (relative to each search state),
+    seeds every blocker search facing the agent's way, and ranks equally near objects by
+    where they are relative to the agent (ahead first, then leftmost), matching each by
+    its current position. Everything else is the stock bot.
+    """
+
+    def _breadth_first_search(self, initial_states, accept_fn, ignore_blockers):
+        self.bfs_counter += 1
+        grid = self.mission.unwrapped.grid
+        queue = deque((state, None) for state in initial_states)
+        previous_pos: dict = {}
+        while queue:
+            (i, j, di, dj), prev_pos = queue.popleft()
+            if (i, j) in previous_pos:
+                continue
+            self.bfs_step_counter += 1
+            cell = grid.get(i, j)
+            previous_pos[(i, j)] = prev_pos
+            if accept_fn((i, j), cell):
+                path, pos = [], (i, j)
+                while pos:
+                    path.append(pos)
+                    pos = previous_pos[pos]
+                return path, (i, j), previous_pos
+            if not self.vis_mask[i, j]:  # not seen: do not expand
+                continue
+            if cell:
+                if cell.type == "wall" or (cell.type == "door" and not cell.is_open):
+                    continue
+                if cell.type != "door" and not ignore_blockers:
+                    continue
+            for k, m in ((di, dj), (-dj, di), (dj, -di), (-di, -dj)):  # fwd, right, left, back
+                queue.append(((i + k, j + m, k, m), (i, j)))
+        return None, None, previous_pos
+
+    def _shortest_path(self, accept_fn, try_with_blockers=False):
+        e = self.mission.unwrapped
+        dx, dy = (int(v) for v in e.dir_vec)
+        x, y = (int(v) for v in e.agent_pos)
+        path, finish, previous_pos = self._breadth_first_search(
+            [(x, y, dx, dy)], accept_fn, ignore_blockers=False
+        )
+        with_blockers = False
+        if not path and try_with_blockers:
+            with_blockers = True
+            path, finish, _ = self._breadth_first_search(
+                [(i, j, dx, dy) for i, j in previous_pos], accept_fn, ignore_blockers=True
+            )
+            if path:
+                # prepend the blocker-free path to the cell the blocker search started from
+                pos, extra = path[-1], []
+                while pos:
+                    extra.append(pos)
+                    pos = previous_pos[pos]
+                path = path + extra[1:]
+        if path:
+            path = path[::-1][1:]  # from the agent's next cell on
+        return path, finish, with_blockers
+
+    def _find_obj_pos(self, obj_desc, adjacent=False):
+        e = self.mission.unwrapped
+        ax, ay = (int(v) for v in e.agent_pos)
+        (fx, fy), (rx, ry) = e.dir_vec, e.right_vec
+        best = None
+        for obj in obj_desc.obj_set:
+            if obj.type == "wall" or obj is e.carrying or obj.cur_pos is None:
+                continue
+            pos = (int(obj.cur_pos[0]), int(obj.cur_pos[1]))
+            if e.grid.get(*pos) is not obj or not self.vis_mask[pos]:
+                continue  # gone (a toggled box) or not seen
+            path, _, with_blockers = self._shortest_path(
+                lambda p, cell, pos=pos: p == pos, try_with_blockers=True
+            )
+            assert path is not None
+            # the stock bot's distance estimate
+            distance = len(path) + ((7 if e.carrying else 4) if with_blockers else 0)
+            if distance == 0:
+                distance = 3 if adjacent else 2
+            if adjacent and distance == 1:
+                distance = 3
+            vx, vy = pos[0] - ax, pos[1] - ay
+            key = (distance, -(vx * fx + vy * fy), vx * rx + vy * ry)
+            if best is None or key < best[0]:
+                best = (key, obj, pos)
+        return (None, None) if best is None else best[1:]
 
 
 def _label(instr) -> str:
@@ -275,17 +376,3 @@ def _name(desc: ObjDesc) -> str:
             desc.loc, f" on your {desc.loc}"
         )
     return text
-
-
-def _view_offsets() -> tuple[np.ndarray, np.ndarray]:
-    """Per agent direction, the world offset (dx, dy) of each view cell (i, j) from the
-    agent (the inverse of Minigrid's ``get_view_coords``)."""
-    dirs = ((1, 0), (0, 1), (-1, 0), (0, -1))
-    i, j = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
-    fwd, side = 6 - j, i - 3
-    dx = np.stack([fwd * fx + side * -fy for fx, fy in dirs])
-    dy = np.stack([fwd * fy + side * fx for fx, fy in dirs])
-    return dx, dy
-
-
-_VIEW_DX, _VIEW_DY = _view_offsets()

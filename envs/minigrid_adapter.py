@@ -38,6 +38,7 @@ __all__ = [
     "MinigridTextEnv",
     "MinigridWorld",
     "describe_view",
+    "mark_seen",
     "pair_split",
     "raw_steps_per_second",
 ]
@@ -152,6 +153,30 @@ def describe_view(image: np.ndarray) -> str:
     if t > _EMPTY:  # the engine draws the carried object in the agent's own cell
         text += f" You carry {_NAMES[t, c, s]}."
     return text
+
+
+def _view_offsets() -> tuple[np.ndarray, np.ndarray]:
+    """Per agent direction, the world offset (dx, dy) of each view cell (i, j) from the
+    agent (the inverse of Minigrid's ``get_view_coords``)."""
+    dirs = ((1, 0), (0, 1), (-1, 0), (0, -1))
+    i, j = np.meshgrid(np.arange(_VIEW), np.arange(_VIEW), indexing="ij")
+    fwd, side = _AGENT[1] - j, i - _AGENT[0]
+    dx = np.stack([fwd * fx + side * -fy for fx, fy in dirs])
+    dy = np.stack([fwd * fy + side * fx for fx, fy in dirs])
+    return dx, dy
+
+
+_VIEW_DX, _VIEW_DY = _view_offsets()
+
+
+def mark_seen(seen: np.ndarray, x: int, y: int, d: int, image: np.ndarray) -> None:
+    """Mark in ``seen`` (a (width, height) bool map of the grid) the cells an egocentric
+    view ``image`` shows from pose (``x``, ``y``, direction ``d``): the cells the agent
+    sees (encoded non-zero after occlusion), like BabyAIBot's ``vis_mask``."""
+    width, height = seen.shape
+    xs, ys = _VIEW_DX[d] + x, _VIEW_DY[d] + y
+    vis = (image[:, :, 0] != 0) & (xs >= 0) & (ys >= 0) & (xs < width) & (ys < height)
+    seen[xs[vis], ys[vis]] = True
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ saw the difference), so a test that compared nothing fails.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from collections import defaultdict
@@ -192,16 +193,122 @@ def _lab_twin(env, rng: random.Random) -> bool:
     return changed
 
 
+def _view_cells(engine) -> np.ndarray:
+    """The (width, height) map of the cells the agent's view shows now (Minigrid's own
+    view geometry and occlusion, ``gen_obs_grid``)."""
+    _, vis = engine.gen_obs_grid()
+    shown = np.zeros((engine.width, engine.height), dtype=bool)
+    for x in range(engine.width):
+        for y in range(engine.height):
+            coords = engine.relative_coords(x, y)
+            shown[x, y] = coords is not None and bool(vis[coords])
+    return shown
+
+
+def _rotate(engine) -> None:
+    """Turn the engine's whole world a quarter turn (counter-clockwise): every egocentric
+    view stays the same, so the agent cannot tell; only the hidden compass changes."""
+    width = engine.width
+
+    def turn(p):
+        return None if p is None else (int(p[1]), width - 1 - int(p[0]))
+
+    grid = engine.grid.rotate_left()
+    for obj in grid.grid:
+        if obj is not None:
+            obj.cur_pos, obj.init_pos = turn(obj.cur_pos), turn(obj.init_pos)
+    engine.grid, engine.width, engine.height = grid, grid.width, grid.height
+    engine.agent_pos, engine.agent_dir = turn(engine.agent_pos), (engine.agent_dir + 3) % 4
+
+
+def _move_hidden_object(engine, rng: random.Random) -> bool:
+    """Move a key, ball, box or the goal square the reset view does not show to another
+    empty cell it does not show, in the same room (cells joined without crossing a wall or
+    a door), so the level stays as solvable as it was."""
+    shown = _view_cells(engine)
+    grid = engine.grid
+    kinds = ("key", "ball", "box", "goal")
+
+    def room_of(start):
+        cells, queue = {start}, [start]
+        while queue:
+            x, y = queue.pop()
+            for q in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+                c = grid.get(*q) if 0 <= q[0] < grid.width and 0 <= q[1] < grid.height else None
+                inside = 0 <= q[0] < grid.width and 0 <= q[1] < grid.height
+                if inside and q not in cells and (c is None or c.type in kinds):
+                    cells.add(q)
+                    queue.append(q)
+        return cells
+
+    agent = tuple(int(v) for v in engine.agent_pos)
+    hidden = [
+        (i % grid.width, i // grid.width)
+        for i, c in enumerate(grid.grid)
+        if c is not None and c.type in kinds and not shown[i % grid.width, i // grid.width]
+    ]
+    rng.shuffle(hidden)
+    for p in hidden:
+        free = sorted(q for q in room_of(p) if q != agent and grid.get(*q) is None and not shown[q])
+        if free:
+            q = rng.choice(free)
+            obj = grid.get(*p)
+            grid.set(*p, None)
+            grid.set(*q, obj)
+            obj.cur_pos = obj.init_pos = q
+            return True
+    return False
+
+
+def _grid_twin(env, rng: random.Random) -> bool:
+    """Rotate the whole world (a quarter, half or three-quarter turn), or move an object
+    the reset view does not show; then rebuild what the env derives from the reset (the
+    view, a mission's matched objects, the expert's memory)."""
+    from envs.minigrid_adapter import describe_view
+
+    w = env.world
+    engine = copy.deepcopy(w.engine)  # the env reuses its engine at the next reset
+    descs = _mission_objects(engine)
+    if rng.random() < 0.5 or not _move_hidden_object(engine, rng):
+        for _ in range(rng.randrange(1, 4)):
+            _rotate(engine)
+    if hasattr(engine, "instrs"):  # BabyAI: match the mission's objects again
+        engine.instrs.reset_verifier(engine)
+        if _mission_objects(engine) != descs or env.checklist() != {w.label: False}:
+            return False  # the move changed what the mission refers to: not a twin
+    image = engine.gen_obs()["image"]
+    env.world = env._make_world(w.level, engine, image, w.native_max_steps)
+    env._text = describe_view(image)
+    return True
+
+
+def _mission_objects(engine) -> list:
+    """The objects each of a BabyAI mission's descriptions matches (none for DoorKey)."""
+    if not hasattr(engine, "instrs"):
+        return []
+    from envs.babyai import _descs
+
+    return [sorted(id(o) for o in d.obj_set) for d in _descs(engine.instrs)]
+
+
 #: Per setting, a maker that changes a just-reset env's hidden state in place (``True``
 #: when it found something to change).
 TWINS: dict[str, Callable[[gym.Env, random.Random], bool]] = {
     "earlyexp/Household-v0": _household_twin,
     "earlyexp/WebNav-v0": _webnav_twin,
     "earlyexp/Lab-v0": _lab_twin,
+    "earlyexp/BabyAI-v0": _grid_twin,
+    "earlyexp/DoorKey-v0": _grid_twin,
 }
 #: (instances, random walk share) per constructed-twin setting, and the least compared
 #: expert calls / diverged pairs a run must reach.
-BUDGET = {"earlyexp/Household-v0": 60, "earlyexp/WebNav-v0": 150, "earlyexp/Lab-v0": 120}
+BUDGET = {
+    "earlyexp/Household-v0": 60,
+    "earlyexp/WebNav-v0": 150,
+    "earlyexp/Lab-v0": 120,
+    "earlyexp/BabyAI-v0": 80,
+    "earlyexp/DoorKey-v0": 120,
+}
 
 
 def _constructed_pairs(env_id: str, request: pytest.FixtureRequest, expert: float):
@@ -228,7 +335,8 @@ def test_constructed_twins_get_the_same_expert_command(
     """On the expert's own path (``expert=1``) and off it (30% random commands)."""
     compared, diverged, pairs = _constructed_pairs(env_id, request, expert)
     assert pairs >= BUDGET[env_id] // 3, pairs
-    assert compared >= 2 * pairs and diverged >= pairs // 4, (compared, diverged, pairs)
+    # a rotated twin never diverges; most others do before the episode ends
+    assert compared >= 2 * pairs and diverged >= pairs // 8, (compared, diverged, pairs)
 
 
 # --------------------------------------------------------------------------------------------
