@@ -34,11 +34,14 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.buffers import MaskableDictRolloutBuffer
 from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -49,6 +52,7 @@ from envs.progress import progress_bar
 from learners.config import RunConfig, option
 from learners.evaluate import EvalResult, evaluate_agent
 from learners.lifecycle import Run, log_evaluation, new_agent
+from learners.training import epoch_batches
 
 
 @dataclass
@@ -77,7 +81,12 @@ class RLConfig(RunConfig):
     max_actions: int = option(
         64, "action-space size: most admissible commands a state may have (more is an error)", low=1
     )
-    n_steps: int = option(512, "env steps per rollout, between PPO updates", low=1)
+    n_steps: int = option(
+        512, "env steps per rollout (all envs together), between PPO updates", low=1
+    )
+    n_envs: int = option(
+        8, "train envs stepped in lockstep, one batched forward per step; divides n_steps", low=1
+    )
     batch_size: int = option(64, "states per PPO minibatch", low=1)
     n_epochs: int = option(4, "passes over each rollout", low=1)
     learning_rate: float = option(
@@ -92,6 +101,17 @@ class RLConfig(RunConfig):
         "env steps between test-split evaluations (also evaluated at step 0 and at the end)",
         low=1,
     )
+
+    def problems(self) -> list[str]:
+        """The base checks, and a rollout that the envs cannot share evenly."""
+        problems = super().problems()
+        numbers = isinstance(self.n_steps, int) and isinstance(self.n_envs, int)
+        if numbers and self.n_envs >= 1 and self.n_steps % self.n_envs:
+            problems.append(
+                f"n_steps ({self.n_steps}) must be a multiple of n_envs ({self.n_envs}): "
+                "each env steps n_steps / n_envs times per rollout"
+            )
+        return problems
 
 
 # -- 1. the env adapter ----------------------------------------------------------------------
@@ -323,6 +343,31 @@ def _extent(used: torch.Tensor) -> int:
     return int(index.max()) + 1 if len(index) else 1
 
 
+class BucketedRolloutBuffer(MaskableDictRolloutBuffer):
+    """MaskablePPO's rollout buffer with length-bucketed minibatches (as BC's,
+    :func:`learners.training.epoch_batches`): each PPO minibatch holds states of similar
+    length, so :meth:`CandidatePolicy.model_inputs` cuts almost all padding. Same states,
+    same number of minibatches per epoch; only which states share a minibatch changes."""
+
+    def get(self, batch_size: int | None = None) -> Any:
+        """Minibatches of the rollout, every state once (SB3's seeded global RNG picks them)."""
+        if batch_size is None:
+            yield from super().get(None)
+            return
+        if not self.generator_ready:
+            # SB3's own preparation: [steps, envs, ...] -> [steps * envs, ...].
+            for key, obs in self.observations.items():
+                self.observations[key] = self.swap_and_flatten(obs)
+            for name in ("actions", "values", "log_probs", "advantages", "returns"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            self.action_masks = self.swap_and_flatten(self.action_masks)
+            self.generator_ready = True
+        lengths = (self.observations["state_ids"] != PAD).sum(1)
+        rng = np.random.default_rng(np.random.randint(2**31))
+        for batch in epoch_batches(len(lengths), batch_size, rng, lengths):
+            yield self._get_samples(batch)
+
+
 # -- 3. training -----------------------------------------------------------------------------
 def initial_agent(config: RLConfig) -> Agent:
     """The agent RL starts from: ``init_from`` when given, else a fresh one.
@@ -362,16 +407,30 @@ def _bare_id(env_id: str) -> str:
     return env_id.split(":", 1)[-1]
 
 
-def build_ppo(agent: Agent, env: TokenizedEnv, config: RLConfig) -> MaskablePPO:
+def train_envs(config: RLConfig, agent: Agent) -> VecEnv:
+    """``config.n_envs`` train-split envs, each a monitored :class:`TokenizedEnv`, stepped in
+    lockstep (SB3 seeds env ``i`` with ``seed + i``)."""
+
+    def make_one() -> gym.Env:
+        env = make(config.env_id, split="train", **config.env_kwargs)
+        return Monitor(TokenizedEnv(env, agent, config.max_actions))
+
+    return DummyVecEnv([make_one] * config.n_envs)
+
+
+def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> MaskablePPO:
     """MaskablePPO with a :class:`CandidatePolicy` that starts from ``agent``'s weights.
 
-    On CPU, always: the model is small and evaluation copies its weights into the agent.
+    ``env`` is one :class:`TokenizedEnv` or a vector of them (:func:`train_envs`); a
+    rollout is ``config.n_steps`` env steps in all, shared evenly by the envs. On CPU,
+    always: the model is small and evaluation copies its weights into the agent.
     """
+    n_envs = env.num_envs if isinstance(env, VecEnv) else 1
     ppo = MaskablePPO(
         CandidatePolicy,
         env,
         learning_rate=config.learning_rate,
-        n_steps=config.n_steps,
+        n_steps=config.n_steps // n_envs,
         batch_size=config.batch_size,
         n_epochs=config.n_epochs,
         gamma=config.gamma,
@@ -379,6 +438,7 @@ def build_ppo(agent: Agent, env: TokenizedEnv, config: RLConfig) -> MaskablePPO:
         ent_coef=config.ent_coef,
         clip_range=config.clip_range,
         policy_kwargs={"model_config": agent.config.model},
+        rollout_buffer_class=BucketedRolloutBuffer,
         seed=config.seed,
         device="cpu",
         verbose=0,
@@ -525,8 +585,7 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
     """
     with Run(config) as run:
         agent = initial_agent(config)
-        train_env = make(config.env_id, split="train", **config.env_kwargs)
-        env = TokenizedEnv(train_env, agent, config.max_actions)
+        env = train_envs(config, agent)
         ppo = build_ppo(agent, env, config)
         ppo.set_logger(Logger(folder=None, output_formats=[CleanRLOutput(run.writer)]))
         meta = {

@@ -30,30 +30,35 @@ LOG_EVERY = 10
 BUCKET_POOL = 16
 
 
+def epoch_batches(
+    n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """One epoch of seeded minibatches of indices into ``n`` items, each item once.
+
+    Without ``lengths``: consecutive slices of a random permutation. With them: the
+    permutation is cut into pools of :data:`BUCKET_POOL` minibatches, each pool sorted by
+    length and cut into minibatches of similar length, and the minibatches are shuffled. A
+    batch is padded to its longest item, so this spends the compute on real tokens instead
+    of padding (attention costs the square of the length).
+    """
+    order = rng.permutation(n)
+    if lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    pool = batch_size * BUCKET_POOL
+    batches = []
+    for start in range(0, n, pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def minibatches(
     n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None
 ) -> Iterator[np.ndarray]:
-    """Endless seeded minibatches of indices into ``n`` items, epoch after epoch.
-
-    Without ``lengths``: consecutive slices of a fresh permutation per epoch. With them:
-    each epoch's permutation is cut into pools of :data:`BUCKET_POOL` minibatches, each
-    pool sorted by length and cut into minibatches of similar length, and the epoch's
-    minibatches are shuffled. A batch is padded to its longest item, so this spends the
-    compute on real tokens instead of padding (attention costs the square of the length).
-    """
+    """Endless minibatches: :func:`epoch_batches`, epoch after epoch."""
     while True:
-        order = rng.permutation(n)
-        if lengths is None:
-            yield from (order[i : i + batch_size] for i in range(0, n, batch_size))
-            continue
-        pool = batch_size * BUCKET_POOL
-        batches = []
-        for start in range(0, n, pool):
-            chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        for i in rng.permutation(len(batches)):
-            yield batches[i]
+        yield from epoch_batches(n, batch_size, rng, lengths)
 
 
 def fit_early_stopped(

@@ -15,7 +15,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from agents import Agent, AgentConfig, ModelConfig
 from envs import make
-from learners.rl import RLConfig, TokenizedEnv, build_ppo, initial_agent, train_rl
+from learners.rl import (
+    BucketedRolloutBuffer,
+    RLConfig,
+    TokenizedEnv,
+    build_ppo,
+    initial_agent,
+    train_envs,
+    train_rl,
+)
 
 HOUSEHOLD = "earlyexp/Household-v0"
 #: A small model: the RL runs below cost seconds, not minutes.
@@ -28,6 +36,7 @@ def _tiny_config(tmp_path: Path, name: str, **overrides) -> RLConfig:
         log_dir=str(tmp_path / "runs"),
         steps=256,
         n_steps=128,
+        n_envs=2,
         batch_size=64,
         n_epochs=1,
         eval_every=128,
@@ -138,6 +147,50 @@ def test_warm_started_policy_acts_as_the_checkpoint_agent(tmp_path: Path) -> Non
             if terminated or truncated:
                 break
     assert compared >= 40
+
+
+def test_vectorized_warm_start_acts_as_the_checkpoint_in_every_env(tmp_path: Path) -> None:
+    """One batched forward for all envs gives each env the checkpoint's greedy command."""
+    path = _checkpoint(tmp_path / "bc.pt")
+    config = RLConfig(init_from=str(path), seed=7, n_steps=64, n_envs=4)
+    agent = initial_agent(config)
+    envs = train_envs(config, agent)
+    policy = build_ppo(agent, envs, config).policy
+    references = [Agent.load(path) for _ in range(envs.num_envs)]
+    obs = envs.reset()
+    for _ in range(25):
+        adapters = [monitor.env for monitor in envs.envs]
+        infos = [{"admissible_actions": a.commands} for a in adapters]
+        masks = np.stack(envs.env_method("action_masks"))
+        actions, _ = policy.predict(obs, deterministic=True, action_masks=masks)
+        for reference, adapter, info, action in zip(
+            references, adapters, infos, actions, strict=True
+        ):
+            expected = reference.act(adapter.last_observation, info, greedy=True)
+            assert adapter.commands[int(action)] == expected
+        obs, _, dones, _ = envs.step(actions)
+        for reference, done in zip(references, dones, strict=True):
+            if done:
+                reference.reset()
+
+
+def test_ppo_minibatches_are_length_bucketed_and_cover_the_rollout(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path, "buffer", model=TINY.model, n_steps=128, n_envs=4)
+    agent = Agent(TINY)
+    ppo = build_ppo(agent, train_envs(config, agent), config)
+    assert isinstance(ppo.rollout_buffer, BucketedRolloutBuffer)
+    ppo.learn(total_timesteps=128)  # fills the buffer with one rollout
+    batches = list(ppo.rollout_buffer.get(16))
+    lengths = [(b.observations["state_ids"] != 0).sum(1) for b in batches]
+    assert sum(len(x) for x in lengths) == 128
+    spread = np.mean([float(x.max() - x.min()) for x in lengths])
+    everything = torch.cat(lengths)
+    assert spread < 0.5 * float(everything.max() - everything.min())
+
+
+def test_n_steps_must_be_shared_evenly_by_the_envs() -> None:
+    with pytest.raises(ValueError, match="multiple of n_envs"):
+        RLConfig(n_steps=100, n_envs=8)
 
 
 # -- warm-start refusals ---------------------------------------------------------------------
