@@ -11,16 +11,30 @@ episode ends are part of the timed loop, as they are in any real rollout.
 
 Settings on a third-party engine (Minigrid, TextWorld) are also measured against the raw
 engine on the same instances (:data:`ENGINE_BASELINES`): the adapter's overhead is its time
-per step over the raw engine's. With ``--bc`` it also measures behaviour-cloning training
-throughput (decisions per second through forward, backward and an Adam step, default
-model, one torch thread) on each env's expert demos. Prints Markdown tables.
+per step over the raw engine's. Prints Markdown tables.
+
+Learners (default model, one torch thread, the commit they ran on in the table):
+
+- ``--bc``: behaviour-cloning training throughput, decisions per second, through the
+  learner's own training loop (:func:`learners.imitation.behaviour_cloning`: its batching,
+  forward, backward and Adam step) on each env's expert demos;
+- ``--rl``: MaskablePPO env steps per second through :func:`learners.rl.train_rl`
+  (collection and PPO updates, evaluation left out), RL's own defaults otherwise.
+
+Both go through public functions that older commits have too, so the "before" of a speed
+change is this same file run on the older tree::
+
+    git worktree add /tmp/before <commit> && cp benchmarks/throughput.py /tmp/before/benchmarks/
+    cd /tmp/before && python -m benchmarks.throughput --bc --rl --envs earlyexp/Household-v0
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +50,8 @@ import envs
 from agents import Agent
 from envs import minigrid_adapter, textworld_games
 from learners.data import collect_demos, encode_decisions
-from learners.imitation import policy_nll
+from learners.imitation import behaviour_cloning
+from learners.rl import RLConfig, train_rl
 
 
 def _random_rollout(env: gym.Env, steps: int, seed: int, cap: int | None) -> float:
@@ -172,26 +187,86 @@ def engine_table(results: list[dict[str, Any]]) -> str:
 
 
 def measure_bc_samples(
-    env_id: str, updates: int = 50, batch_size: int = 32, repeats: int = 3, demos: int = 20
+    env_id: str, updates: int = 100, batch_size: int = 32, repeats: int = 3, demos: int = 50
 ) -> dict[str, Any]:
-    """Median BC training decisions/s of the default agent on ``demos`` expert episodes."""
+    """Median BC training decisions/s of the default agent on ``demos`` expert episodes,
+    through BC's own loop for ``updates`` updates (no early stop; one validation at the end)."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
-    agent = Agent(seed=0)
-    decisions = list(encode_decisions(agent, dataset.episodes))
-    optimizer = torch.optim.Adam(agent.model.parameters(), lr=1e-3)
-    rng = random.Random(0)
+    decisions = list(encode_decisions(Agent(seed=0), dataset.episodes))
     runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(updates):
-            loss = policy_nll(agent, rng.choices(decisions, k=batch_size))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        runs.append(updates * batch_size / (time.perf_counter() - start))
+    for repeat in range(repeats):
+        fit = behaviour_cloning(
+            Agent(seed=repeat),
+            decisions,
+            decisions[:batch_size],
+            max_updates=updates,
+            batch_size=batch_size,
+            learning_rate=1e-3,
+            val_every=updates,
+            patience=1,
+            seed=repeat,
+            progress=False,
+        )
+        runs.append(fit["samples_per_second"])
     return {"env_id": env_id, "samples_per_second": statistics.median(runs), "runs": runs}
+
+
+def measure_rl_steps(
+    env_id: str, steps: int = 2048, repeats: int = 3, **overrides: Any
+) -> dict[str, Any]:
+    """Median MaskablePPO env steps/s (rollouts and updates; evaluation off) of a fresh
+    default agent on ``env_id``, with RL's defaults (``n_envs`` among them, where the code
+    has it) but for ``overrides`` (RLConfig fields)."""
+    torch.set_num_threads(1)
+    known = {f.name for f in dataclasses.fields(RLConfig)}
+    runs, n_envs = [], None
+    for repeat in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = dict(
+                env_id=env_id,
+                out=str(Path(tmp) / "rl"),
+                log_dir=str(Path(tmp) / "runs"),
+                steps=steps,
+                seed=repeat,
+                eval_episodes=0,
+                progress=False,
+                **overrides,
+            )
+            config = RLConfig(**{k: v for k, v in values.items() if k in known})
+            n_envs = getattr(config, "n_envs", 1)
+            runs.append(train_rl(config)["env_steps_per_second"])
+    return {
+        "env_id": env_id,
+        "env_steps_per_second": statistics.median(runs),
+        "runs": runs,
+        "n_envs": n_envs,
+    }
+
+
+def commit() -> str:
+    """The checked-out commit (short), ``+modified`` when the tree has uncommitted changes;
+    ``unknown`` outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+modified" if dirty else "")
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
@@ -217,11 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is shown")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
     parser.add_argument("--split", default="train", choices=envs.SPLITS)
-    parser.add_argument("--bc", action="store_true", help="also measure BC training samples/s")
+    parser.add_argument("--bc", action="store_true", help="also measure BC training decisions/s")
+    parser.add_argument("--rl", action="store_true", help="also measure RL env steps/s")
+    parser.add_argument(
+        "--no-envs", action="store_true", help="skip the env-step tables (learners only)"
+    )
     args = parser.parse_args(argv)
     results, engines = [], []
     failed = False
-    for env_id in args.envs or envs.registered_ids():
+    ids = args.envs or envs.registered_ids()
+    for env_id in [] if args.no_envs else ids:
         try:
             results.append(
                 measure_env_steps(env_id, args.steps, args.repeats, args.seed, args.split)
@@ -232,15 +312,25 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"env_id": env_id, "error": type(exc).__name__})
         if env_id in ENGINE_BASELINES:
             engines.append(measure_engine_overhead(env_id, args.steps, args.repeats, args.seed))
-    print(markdown_table(results))
+    if results:
+        print(markdown_table(results))
     if engines:
         print()
         print(engine_table(engines))
+    here = commit()
     if args.bc:
-        print("\n| env | BC training decisions/s (batch 32, 1 thread) |\n|---|---:|")
-        for env_id in args.envs or envs.registered_ids():
+        print("\n| env | BC decisions/s (batch 32, 1 thread) | commit |\n|---|---:|---|")
+        for env_id in ids:
             bc = measure_bc_samples(env_id)
-            print(f"| {env_id} | {bc['samples_per_second']:,.0f} |")
+            print(f"| {env_id} | {bc['samples_per_second']:,.0f} | {here} |", flush=True)
+    if args.rl:
+        print("\n| env | RL env steps/s (1 thread) | envs | commit |\n|---|---:|---:|---|")
+        for env_id in ids:
+            rl = measure_rl_steps(env_id)
+            print(
+                f"| {env_id} | {rl['env_steps_per_second']:,.1f} | {rl['n_envs']} | {here} |",
+                flush=True,
+            )
     return 1 if failed else 0
 
 

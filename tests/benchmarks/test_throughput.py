@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents import ModelConfig
 from benchmarks.throughput import (
     ENGINE_BASELINES,
     engine_table,
@@ -9,6 +10,7 @@ from benchmarks.throughput import (
     measure_bc_samples,
     measure_engine_overhead,
     measure_env_steps,
+    measure_rl_steps,
 )
 
 
@@ -39,3 +41,18 @@ def test_engine_overhead_on_minigrid() -> None:
 def test_bc_samples_per_second() -> None:
     result = measure_bc_samples("earlyexp/Household-v0", updates=3, repeats=2, demos=3)
     assert result["samples_per_second"] > 0 and len(result["runs"]) == 2
+
+
+def test_rl_env_steps_per_second() -> None:
+    tiny = ModelConfig(d_model=32, n_heads=2, n_layers=1, ff_dim=64)
+    result = measure_rl_steps(
+        "earlyexp/Household-v0",
+        steps=64,
+        repeats=2,
+        n_steps=32,
+        n_envs=4,
+        batch_size=16,
+        model=tiny,
+    )
+    assert result["env_steps_per_second"] > 0 and len(result["runs"]) == 2
+    assert result["n_envs"] == 4
