@@ -4,7 +4,16 @@ the Agent that acts, saves and loads.
 Works on the env contract's strings only; it imports no setting.
 """
 
-from agents.agent import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Agent, AgentConfig
+from agents.agent import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    DEVICE_CHOICES,
+    DEVICE_NAME,
+    Agent,
+    AgentConfig,
+    autocast,
+    resolve_device,
+)
 from agents.features import collate, encode_action, encode_state
 from agents.model import (
     MASKED_LOGIT,
@@ -19,6 +28,8 @@ from agents.tokenizer import HashingTokenizer
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "DEVICE_CHOICES",
+    "DEVICE_NAME",
     "MASKED_LOGIT",
     "WORLD_MODEL_CHANNELS",
     "Agent",
@@ -27,8 +38,10 @@ __all__ = [
     "HashingTokenizer",
     "ModelConfig",
     "PolicyModel",
+    "autocast",
     "collate",
     "count_parameters",
     "encode_action",
     "encode_state",
+    "resolve_device",
 ]

@@ -76,13 +76,18 @@ def encode_action(tokenizer: HashingTokenizer, command: str, max_tokens: int) ->
     return ids
 
 
-def collate(states: list[list[int]], candidates: list[list[list[int]]]) -> dict[str, torch.Tensor]:
+def collate(
+    states: list[list[int]],
+    candidates: list[list[list[int]]],
+    device: torch.device | None = None,
+) -> dict[str, torch.Tensor]:
     """Pad a batch of encoded states and their candidate commands into tensors.
 
     Args:
         states: ``B`` state id lists (from :func:`encode_state`).
         candidates: for each state, its ``A_b >= 1`` candidate id lists (from
             :func:`encode_action`), in the order the logits will come back.
+        device: where the tensors go (default: the CPU).
 
     Returns:
         ``state_ids [B, L]`` long, ``state_mask [B, L]`` bool (True = real token),
@@ -112,9 +117,10 @@ def collate(states: list[list[int]], candidates: list[list[list[int]]]) -> dict[
 
     state_mask = np.arange(max_len)[None, :] < state_lens[:, None]
     action_mask = np.arange(max_cands)[None, :] < n_cands[:, None]
-    return {
-        "state_ids": torch.from_numpy(state_ids),
-        "state_mask": torch.from_numpy(state_mask),
-        "action_ids": torch.from_numpy(action_ids),
-        "action_mask": torch.from_numpy(action_mask),
+    arrays = {
+        "state_ids": state_ids,
+        "state_mask": state_mask,
+        "action_ids": action_ids,
+        "action_mask": action_mask,
     }
+    return {key: torch.from_numpy(array).to(device) for key, array in arrays.items()}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents import DEVICE_CHOICES, DEVICE_NAME
 from benchmarks import report, sweep
 from benchmarks.results import RESULTS_FILE, read_results
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
@@ -202,7 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         executor = sweep.local_executor(args.jobs or os.cpu_count() or 1)
     print(f"earlyexp bench: profile {profile.name} ({profile.cost})", file=sys.stderr)
     try:
-        outcome = sweep.sweep(profile, args.out, executor=executor)
+        outcome = sweep.sweep(profile, args.out, executor=executor, device=args.device)
     except KeyboardInterrupt:
         kept = len(read_results(Path(args.out) / RESULTS_FILE).rows)
         print(
@@ -357,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--jobs", type=_positive, help="local processes (default: all cores)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument(
+        "--device",
+        type=_device,
+        default="auto",
+        help=f"where every run trains and acts: {DEVICE_CHOICES} (default: auto, a GPU when "
+        "there is one)",
+    )
     _add_comparison_arguments(p)
     p.set_defaults(run=cmd_bench)
 
@@ -406,6 +414,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _device(text: str) -> str:
+    if not DEVICE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use {DEVICE_CHOICES}")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

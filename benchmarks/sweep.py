@@ -67,7 +67,17 @@ _RL = ("rl-scratch", "rl-from-bc", "rl-from-iwm")
 
 #: Config fields the sweep fills in itself for each run (paths, logging): not in its hash.
 RUNTIME_FIELDS = frozenset(
-    {"env_id", "learner", "out", "log_dir", "progress", "demos", "rollout_file", "init_from"}
+    {
+        "env_id",
+        "learner",
+        "out",
+        "log_dir",
+        "progress",
+        "device",
+        "demos",
+        "rollout_file",
+        "init_from",
+    }
 )
 
 
@@ -324,6 +334,8 @@ class RunContext:
     """Directories a worker searches for those modules (the driver's working directory)."""
     given_ids: dict[str, str] = field(default_factory=dict)
     """Bare env id -> the ``module:id`` it was given as (for the reproducing command)."""
+    device: str = "auto"
+    """Where every run trains and acts (``--device``)."""
 
 
 def run(spec: dict, context: RunContext) -> dict[str, Any]:
@@ -336,7 +348,9 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         importlib.import_module(module)  # a fresh worker (Ray) has not registered user envs
     results = Path(context.results_dir)
     learner = get_learner(spec["learner"])  # module:name imports the user's learner
-    config = learner.make_config(**spec["config"], **_runtime_values(spec, results))
+    config = learner.make_config(
+        **spec["config"], **_runtime_values(spec, results), device=context.device
+    )
     start = time.perf_counter()
     metrics = learner.train(config)
     greedy, sampled = metrics["eval"]["greedy"], metrics["eval"]["sampled"]
@@ -558,8 +572,10 @@ def sweep(
     learners: list[str] | None = None,
     executor: Executor | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> SweepOutcome:
-    """Run every run of ``profile`` not yet in ``results_dir/results.jsonl``."""
+    """Run every run of ``profile`` not yet in ``results_dir/results.jsonl``, each on
+    ``device`` (not part of a run's identity: a resumed sweep may change it)."""
     results_dir = Path(results_dir)
     learners = list(learners or profile.learners)
     check_selection(profile, learners)
@@ -569,6 +585,7 @@ def sweep(
     outcome = SweepOutcome(problems=list(existing.problems))
     done = existing.done()
     context = prepare_all(profile, results_dir, env_ids or profile.settings, learners, progress)
+    context = replace(context, device=device)
     phases = plan(profile, list(context.expert_success), learners)
     total = sum(len(phase) for phase in phases)
     outcome.skipped = sum(config_hash(spec) in done for phase in phases for spec in phase)

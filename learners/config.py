@@ -24,7 +24,7 @@ import types
 from collections.abc import Iterable, Sequence
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from agents import ModelConfig
+from agents import DEVICE_CHOICES, DEVICE_NAME, ModelConfig
 
 
 def option(
@@ -65,6 +65,11 @@ class RunConfig:
         "runs", "TensorBoard root; the run logs to ``log_dir/{env}__{learner}__{seed}__{time}``"
     )
     progress: bool = option(True, "show progress bars")
+    device: str = option(
+        "auto",
+        f"where the model trains and acts: {DEVICE_CHOICES} (auto: a GPU when there is one; "
+        "on a GPU with bf16 autocast)",
+    )
     model: ModelConfig | None = option(
         None, "architecture of a fresh agent (the model flag group); None = ModelConfig()"
     )
@@ -94,6 +99,8 @@ class RunConfig:
             if choices and value is not None and value not in choices:
                 listed = ", ".join(map(str, choices))
                 problems.append(f"unknown {field.name} {value!r}; choose one of {listed}")
+        if isinstance(self.device, str) and not DEVICE_NAME.fullmatch(self.device):
+            problems.append(f"unknown device {self.device!r}; use {DEVICE_CHOICES}")
         return problems
 
 

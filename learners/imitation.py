@@ -82,10 +82,11 @@ PolicyLoss = Callable[[Agent, list[Decision]], tuple[torch.Tensor, dict[str, flo
 
 def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
     """Mean negative log-likelihood of the expert's commands under the policy."""
-    batch = collate([d.state for d in decisions], [d.candidates for d in decisions])
+    device = agent.device
+    batch = collate([d.state for d in decisions], [d.candidates for d in decisions], device)
     logits, _ = agent.model(batch)
-    targets = torch.tensor([d.target for d in decisions])
-    return F.cross_entropy(logits, targets)
+    targets = torch.tensor([d.target for d in decisions], device=device)
+    return F.cross_entropy(logits.float(), targets)
 
 
 def state_length(item: Any) -> int:
@@ -103,9 +104,10 @@ def validate(
     total_nll, correct = 0.0, 0
     for i in range(0, len(decisions), batch_size):
         chunk = decisions[i : i + batch_size]
-        batch = collate([d.state for d in chunk], [d.candidates for d in chunk])
+        batch = collate([d.state for d in chunk], [d.candidates for d in chunk], agent.device)
         logits, _ = agent.model(batch)
-        targets = torch.tensor([d.target for d in chunk])
+        logits = logits.float()
+        targets = torch.tensor([d.target for d in chunk], device=logits.device)
         total_nll += F.cross_entropy(logits, targets, reduction="sum").item()
         correct += (logits.argmax(-1) == targets).sum().item()
     return total_nll / len(decisions), correct / len(decisions)

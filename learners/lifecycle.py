@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, AgentConfig, ModelConfig
+from agents import Agent, AgentConfig, ModelConfig, resolve_device
 from agents.files import atomic_write
 from learners.config import RunConfig
 from learners.evaluate import EvalResult, evaluate_agent
@@ -96,13 +96,15 @@ class Run:
     Entering seeds every generator with ``config.seed``, creates ``config.out`` and opens the
     TensorBoard writer (``self.writer``) with the config table; :meth:`finish` saves the
     agent, evaluates it on the test split beside a random policy, and writes
-    ``metrics.json``. Leaving with an error closes the writer and re-raises.
+    ``metrics.json``. Leaving with an error closes the writer and re-raises. ``self.device``
+    is ``config.device`` resolved (a GPU asked for and missing is an error here).
     """
 
     def __init__(self, config: RunConfig) -> None:
         if not isinstance(config, RunConfig):
             raise TypeError(f"a run needs a RunConfig, got {type(config).__name__}")
         self.config = config
+        self.device = resolve_device(config.device)  # before any work: a missing GPU fails now
         self.out = Path(config.out)
         self.started = time.perf_counter()
         seed_everything(config.seed)
@@ -117,8 +119,9 @@ class Run:
         self.writer.close()
 
     def new_agent(self) -> Agent:
-        """A fresh agent of the config's architecture, its weights seeded by ``config.seed``."""
-        return new_agent(self.config)
+        """A fresh agent of the config's architecture, its weights seeded by ``config.seed``,
+        on the run's device."""
+        return new_agent(self.config).to(self.device)
 
     def finish(
         self,
@@ -141,6 +144,7 @@ class Run:
             "learner": config.learner,
             "seed": config.seed,
             **metrics,
+            "device": str(self.device),
         }
         agent.save(self.out / "agent.pt", meta=metrics)
         if config.eval_episodes > 0:

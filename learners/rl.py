@@ -45,7 +45,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel
+from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel, autocast
 from agents.tokenizer import PAD
 from envs import make
 from envs.progress import progress_bar
@@ -288,10 +288,12 @@ class CandidatePolicy(MaskableActorCriticPolicy):
     def logits_and_values(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B, max_actions]`` (absent candidates at ``MASKED_LOGIT``), values ``[B, 1]``."""
         batch = self.model_inputs(obs)
-        enc = self.model.encode(batch)
-        logits = self.model.policy_logits(enc.z, batch["action_mask"])
+        with autocast(self.device):
+            enc = self.model.encode(batch)
+            logits = self.model.policy_logits(enc.z, batch["action_mask"]).float()
+            values = self.model.value(enc.state).float().unsqueeze(-1)
         logits = F.pad(logits, (0, self.action_space.n - logits.shape[1]), value=MASKED_LOGIT)
-        return logits, self.model.value(enc.state).unsqueeze(-1)
+        return logits, values
 
     def _distribution(
         self, logits: torch.Tensor, action_masks: np.ndarray | torch.Tensor | None
@@ -333,8 +335,9 @@ class CandidatePolicy(MaskableActorCriticPolicy):
     def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Values ``[B, 1]`` from the state encoder alone (bootstrapping)."""
         batch = self.model_inputs(obs)
-        state = self.model.encode_state(batch["state_ids"], batch["state_mask"])
-        return self.model.value(state).unsqueeze(-1)
+        with autocast(self.device):
+            state = self.model.encode_state(batch["state_ids"], batch["state_mask"])
+            return self.model.value(state).float().unsqueeze(-1)
 
 
 def _extent(used: torch.Tensor) -> int:
@@ -422,8 +425,8 @@ def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> Maskable
     """MaskablePPO with a :class:`CandidatePolicy` that starts from ``agent``'s weights.
 
     ``env`` is one :class:`TokenizedEnv` or a vector of them (:func:`train_envs`); a
-    rollout is ``config.n_steps`` env steps in all, shared evenly by the envs. On CPU,
-    always: the model is small and evaluation copies its weights into the agent.
+    rollout is ``config.n_steps`` env steps in all, shared evenly by the envs. PPO runs on
+    the agent's device.
     """
     n_envs = env.num_envs if isinstance(env, VecEnv) else 1
     ppo = MaskablePPO(
@@ -440,7 +443,7 @@ def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> Maskable
         policy_kwargs={"model_config": agent.config.model},
         rollout_buffer_class=BucketedRolloutBuffer,
         seed=config.seed,
-        device="cpu",
+        device=agent.device,
         verbose=0,
     )
     ppo.policy.model.load_state_dict(agent.model.state_dict())  # strict: every weight
@@ -584,7 +587,7 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
         env_steps_per_second (training only, evaluation left out).
     """
     with Run(config) as run:
-        agent = initial_agent(config)
+        agent = initial_agent(config).to(run.device)
         env = train_envs(config, agent)
         ppo = build_ppo(agent, env, config)
         ppo.set_logger(Logger(folder=None, output_formats=[CleanRLOutput(run.writer)]))

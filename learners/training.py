@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from agents import autocast
 from envs.progress import progress_bar
 
 Item = TypeVar("Item")
@@ -102,6 +103,7 @@ def fit_early_stopped(
         ``samples_per_second``.
     """
     rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     for group in optimizer.param_groups:
@@ -117,7 +119,8 @@ def fit_early_stopped(
         chunk = [train[i] for i in next(batches)]
         samples += len(chunk)
         model.train()
-        loss, scalars = loss_fn(chunk)
+        with autocast(device):
+            loss, scalars = loss_fn(chunk)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -127,7 +130,8 @@ def fit_early_stopped(
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, global_step + update)
         if update % val_every == 0 or update == max_updates:
-            result = validate()
+            with autocast(device):
+                result = validate()
             if writer is not None:
                 for tag, value in result.items():
                     writer.add_scalar(tag, value, global_step + update)

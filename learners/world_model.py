@@ -191,12 +191,14 @@ def world_model_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over transitions of the per-token binary cross-entropy (summed over tokens), and
     the predicted next-observation token sets' F1 beside copying the current observation."""
-    batch = collate([t.state for t in chunk], [t.candidates for t in chunk])
+    device = agent.device
+    batch = collate([t.state for t in chunk], [t.candidates for t in chunk], device)
     logits = agent.model.world_model_logits(agent.model.encode(batch).z)  # [B, A, 2, V]
+    logits = logits.float()
     vocab = logits.shape[-1]
-    current = _multi_hot([t.current for t in chunk], vocab).unsqueeze(1)  # [B, 1, V]
-    nexts = torch.stack(
-        [_multi_hot(t.nexts, vocab, rows=logits.shape[1]) for t in chunk]
+    current = _multi_hot([t.current for t in chunk], vocab).unsqueeze(1).to(device)  # [B, 1, V]
+    nexts = torch.stack([_multi_hot(t.nexts, vocab, rows=logits.shape[1]) for t in chunk]).to(
+        device
     )  # [B, A, V]
     real = batch["action_mask"]
     if target == "next":

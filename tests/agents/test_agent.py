@@ -300,3 +300,33 @@ def test_checkpoint_is_a_plain_torch_zip_with_a_checksum_seal(agent, tmp_path):
     assert ckpt["format"] == "earlyexp-agent" and ckpt["version"] == 2
     assert ckpt["config"] == asdict(SMALL)
     assert ckpt["meta"] == {"stats": {"loss": [0.5, 0.25]}}
+
+
+# -- devices ---------------------------------------------------------------------------------
+def test_device_names_resolve_or_say_what_to_use():
+    from agents import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    for bad in ("gpu", "cuda:", "CPU", "", "cuda:x"):
+        with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU.*--device cpu"):
+            resolve_device("cuda:0")
+
+
+def test_agent_moves_and_still_saves_from_the_cpu(agent, tmp_path):
+    assert agent.to("cpu") is agent and agent.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        agent.to("gpu")
+    if torch.cuda.is_available():
+        agent.to("cuda")
+        obs, info = (
+            {"goal": "take the apple", "text": "you see an apple"},
+            {"admissible_actions": ["take apple", "look"]},
+        )
+        assert agent.act(obs, info) in info["admissible_actions"]
+        loaded = Agent.load(agent.save(tmp_path / "gpu.pt"))
+        assert loaded.device == torch.device("cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
@@ -40,7 +41,7 @@ def test_bc_beats_random_on_household_test_split(tmp_path: Path) -> None:
     assert len(event_files) == 1 and "Household-v0__bc__0__" in str(event_files[0])
 
 
-def _train_toy(tmp_path: Path, name: str) -> Agent:
+def _train_toy(tmp_path: Path, name: str, device: str = "auto") -> Agent:
     demos = tmp_path / "toy.jsonl"
     if not demos.exists():
         collect_demos("toy/Corridor-v0", 12, demos, progress=False)
@@ -52,6 +53,7 @@ def _train_toy(tmp_path: Path, name: str) -> Agent:
         eval_episodes=0,
         log_dir=str(tmp_path / "runs"),
         progress=False,
+        device=device,
     )
     train_bc(config)
     return Agent.load(tmp_path / name / "agent.pt")
@@ -63,6 +65,17 @@ def test_bc_is_deterministic(tmp_path: Path) -> None:
         first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bc_on_a_gpu_solves_the_toy_corridor_and_saves_for_the_cpu(tmp_path: Path) -> None:
+    from learners.evaluate import AgentPolicy
+
+    agent = _train_toy(tmp_path, "gpu", device="cuda")  # bf16 autocast
+    metrics = json.loads((tmp_path / "gpu" / "metrics.json").read_text())
+    assert metrics["device"].startswith("cuda") and agent.device == torch.device("cpu")
+    learned = evaluate(AgentPolicy(agent), "toy/Corridor-v0", episodes=20)
+    assert learned.success_rate >= 0.9
 
 
 def test_bc_solves_the_toy_corridor(tmp_path: Path) -> None:

@@ -179,6 +179,7 @@ def _golden_runs(directory: Path) -> dict[str, dict]:
         val_every=5,
         eval_episodes=4,
         model={"d_model": 32, "n_layers": 1, "ff_dim": 64},
+        device="cpu",  # the CPU path, exactly as before devices existed, on any machine
     )
     results = {}
     for name, extra in GOLDEN_RUNS.items():
