@@ -440,7 +440,12 @@ def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> Maskable
         gae_lambda=config.gae_lambda,
         ent_coef=config.ent_coef,
         clip_range=config.clip_range,
-        policy_kwargs={"model_config": agent.config.model},
+        policy_kwargs={
+            "model_config": agent.config.model,
+            # SB3's own Adam settings for PPO (eps 1e-5), with the fused kernel that the
+            # supervised stages use too (learners.training.adam).
+            "optimizer_kwargs": {"eps": 1e-5, "fused": True},
+        },
         rollout_buffer_class=BucketedRolloutBuffer,
         seed=config.seed,
         device=agent.device,

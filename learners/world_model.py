@@ -67,7 +67,7 @@ from learners.imitation import (
 from learners.lifecycle import Run
 from learners.rollouts import PROPOSERS, BranchedState, collect_rollouts, load_rollouts
 from learners.store import TokenStore
-from learners.training import fit_early_stopped
+from learners.training import adam, fit_early_stopped
 
 TARGETS = ("delta", "next")
 BUDGETS = ("matched", "extra")
@@ -344,7 +344,7 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
 
         optimizer = None
         if config.keep_optimizer:
-            optimizer = torch.optim.Adam(agent.model.parameters(), lr=config.wm_learning_rate)
+            optimizer = adam(agent.model, config.wm_learning_rate)
         wm: dict[str, Any] = {"wm_updates": 0}
         if config.mode != "joint":  # stage 1: world modeling
             wm = world_modeling(
