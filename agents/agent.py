@@ -43,6 +43,12 @@ CHECKPOINT_VERSION = 2
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::(\d+))?")
 
+#: ModelConfig fields newer than checkpoint version 2 itself. A checkpoint written before a
+#: field existed lacks it and loads with the field's default, which is how the model behaved
+#: then (a new field's default must keep the old behaviour and weights); any other missing
+#: field is still an error.
+LATER_MODEL_FIELDS = ("lookahead", "lookahead_tokens")
+
 
 def resolve_device(name: str) -> torch.device:
     """The torch device ``name`` means: ``auto`` is the GPU when there is one, else the CPU.
@@ -98,7 +104,11 @@ class AgentConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"config must be a dict, got {type(data).__name__}")
         values = dict(data)
-        values["model"] = _dataclass_from_dict(ModelConfig, values.get("model"), "model")
+        model = values.get("model")
+        if isinstance(model, Mapping):  # written before a later field existed: its default
+            later = {name: getattr(ModelConfig, name) for name in LATER_MODEL_FIELDS}
+            model = {**later, **model}
+        values["model"] = _dataclass_from_dict(ModelConfig, model, "model")
         return _dataclass_from_dict(cls, values, "")
 
     def diff(self, other: AgentConfig) -> list[str]:

@@ -5,6 +5,14 @@ candidate command from it, and the world-model head (implicit world modeling) pr
 next observation from the same ``z``, so world-model training shapes exactly the features
 the policy decides from. The value head reads the state vector alone.
 
+Look-ahead (``ModelConfig.lookahead``, off by default): the policy also scores each command
+from its *outcome*, the tokens that appear in the next observation, which a linear score on
+``z`` cannot read off a predicted bag of tokens. At acting time the outcome is the world
+model's prediction (its "appear" channel's most likely tokens, see
+:meth:`PolicyModel.predicted_outcome`); a learner may feed the observed outcome of a command
+its rollouts tried (:class:`Outcome`). The prediction is detached: the policy's loss never
+trains the world-model head into a second policy head, so the prediction stays a prediction.
+
 Shapes: ``B`` states, ``L`` state tokens, ``A`` candidate commands, ``T`` tokens per command,
 ``d = d_model``. Inputs are the tensors of :func:`agents.features.collate`.
 """
@@ -55,12 +63,18 @@ class ModelConfig:
     command_history_len: int = 16
     """Past commands in the state (>= history_len): older steps contribute their command
     only, a cheap memory of what the agent has already done (where it has searched)."""
+    lookahead: bool = False
+    """Look-ahead: also score each command from its outcome, the tokens the world model
+    predicts will appear in the next observation (learners may feed observed outcomes)."""
+    lookahead_tokens: int = 16
+    """Look-ahead: how many of the predicted outcome's most likely tokens the policy reads."""
 
     def __post_init__(self) -> None:
         problems = []
         if self.vocab_size <= N_SPECIAL:
             problems.append(f"vocab_size must exceed {N_SPECIAL}")
-        for name in ("d_model", "n_layers", "n_heads", "ff_dim", "max_action_tokens"):
+        sizes = ("d_model", "n_layers", "n_heads", "ff_dim", "max_action_tokens")
+        for name in (*sizes, "lookahead_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.n_heads >= 1 and self.d_model % self.n_heads:
@@ -91,6 +105,14 @@ class Encoding(NamedTuple):
     state: torch.Tensor  # [B, d] pooled state vector
     actions: torch.Tensor  # [B, A, d] candidate command vectors
     z: torch.Tensor  # [B, A, d] consequence representation f(state, action)
+
+
+class Outcome(NamedTuple):
+    """What each candidate command does, as the tokens that appear in the next observation
+    (the world-model head's channel 0), each with how surely it appears."""
+
+    ids: torch.Tensor  # [B, A, K] token ids; PAD where a command has fewer than K
+    weights: torch.Tensor  # [B, A, K] in [0, 1]: 1 observed, a probability predicted, 0 absent
 
 
 def _attention_mask(state_mask: torch.Tensor) -> torch.Tensor:
@@ -216,6 +238,14 @@ class PolicyModel(nn.Module):
             torch.full((WORLD_MODEL_CHANNELS, config.vocab_size), prior)
         )
 
+        # Look-ahead (lookahead_logits). Only with the flag, and built after every other
+        # weight: without it the state_dict and every seeded initialization are unchanged.
+        if config.lookahead:
+            # From z, what to look for among the outcome's tokens (attention with a null slot:
+            # "found nothing" is a result too), then a score from z and the outcome summary.
+            self.lookahead_query = nn.Linear(d, d)
+            self.lookahead_head = _mlp(3 * d + 2, config.ff_dim, 1, config.dropout)
+
     # -- encoders ---------------------------------------------------------------------------
     def encode_state_tokens(
         self, state_ids: torch.Tensor, state_mask: torch.Tensor
@@ -307,10 +337,58 @@ class PolicyModel(nn.Module):
         return self.encode(batch).z
 
     # -- heads ------------------------------------------------------------------------------
-    def policy_logits(self, z: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, A]`` from ``z``; absent candidates get :data:`MASKED_LOGIT`."""
+    def policy_logits(
+        self, z: torch.Tensor, action_mask: torch.Tensor, outcome: Outcome | None = None
+    ) -> torch.Tensor:
+        """Logits ``[B, A]`` from ``z``; absent candidates get :data:`MASKED_LOGIT`.
+
+        With look-ahead, plus :meth:`lookahead_logits` of each command's ``outcome``: the
+        given one (a learner's observed outcomes), else the world model's prediction.
+        """
         logits = self.policy_head(z).squeeze(-1)
+        if self.config.lookahead:
+            if outcome is None:
+                outcome = self.predicted_outcome(z)
+            logits = logits + self.lookahead_logits(z, outcome)
+        elif outcome is not None:
+            raise ValueError("an outcome was given to a model without look-ahead (--lookahead)")
         return logits.masked_fill(~action_mask, MASKED_LOGIT)
+
+    def predicted_outcome(self, z: torch.Tensor) -> Outcome:
+        """The world model's outcome of each command: the ``lookahead_tokens`` tokens its
+        "appear" channel (channel 0 of :meth:`world_model_logits`) rates most likely, with
+        their probabilities. Detached: no gradient flows back into the prediction."""
+        with torch.no_grad():
+            head, d = self.world_model_head, self.config.d_model
+            last = head[-1]
+            query = F.linear(head[:-1](z), last.weight[:d], last.bias[:d])  # channel 0 only
+            logits = query @ self.token_emb.weight.T + self.world_model_bias[0]
+            top, ids = logits.topk(min(self.config.lookahead_tokens, logits.shape[-1]), dim=-1)
+            return Outcome(ids, top.float().sigmoid())
+
+    def lookahead_logits(self, z: torch.Tensor, outcome: Outcome) -> torch.Tensor:
+        """The look-ahead score ``[B, A]`` of each command from ``z`` and its ``outcome``.
+
+        The outcome's token embeddings are summarized twice: their weighted mean (what
+        appears, and how much: ``log(1 + total weight)``), and an attention read with a
+        query from ``z`` whose prior is each token's weight, beside a null slot, so the
+        score can tell "this command reveals what I look for" (``found`` near 1) from "it
+        reveals nothing I need". A candidate with no outcome tokens reads zeros and nothing
+        found, never NaN.
+        """
+        ids, weights = outcome
+        weights = weights.to(z.dtype) * (ids != PAD)
+        emb = self.token_emb(ids)  # [B, A, K, d]
+        mass = weights.sum(-1, keepdim=True)  # [B, A, 1]
+        mean = (weights.unsqueeze(-1) * emb).sum(-2) / mass.clamp(min=1.0)
+        query = self.lookahead_query(z)
+        match = (emb @ query.unsqueeze(-1)).squeeze(-1) / math.sqrt(z.shape[-1])
+        match = (match + weights.clamp(min=1e-6).log()).masked_fill(weights <= 0, -1e4)
+        attention = torch.cat([match, match.new_zeros(*match.shape[:-1], 1)], -1).softmax(-1)
+        pooled = (attention[..., :-1].unsqueeze(-1) * emb).sum(-2)
+        found = 1.0 - attention[..., -1:]
+        features = torch.cat([z, mean, pooled, found, torch.log1p(mass)], dim=-1)
+        return self.lookahead_head(features).squeeze(-1)
 
     def world_model_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Next-observation token logits ``[..., WORLD_MODEL_CHANNELS, vocab_size]`` from ``z``."""
