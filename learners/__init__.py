@@ -62,6 +62,12 @@ for name, overrides, description in (
         "iwm-matched whose BC stage keeps the world-model loss",
     ),
     (
+        "iwm-lookahead",
+        {**_MATCHED, "scorer": "lookahead"},
+        "iwm-matched whose policy also scores each command from its outcome (observed in "
+        "training where the rollouts tried it, predicted by the world model at test time)",
+    ),
+    (
         "iwm-shuffled",
         {**_MATCHED, "outcomes": "shuffled"},
         "control: iwm-matched on outcomes permuted across states",

@@ -25,6 +25,24 @@ Both are scored the same way, as token-set F1 of the predicted next observation 
 real one, beside the baseline of copying the current observation (``wm_val_f1`` vs
 ``wm_copy_f1``): a world model that does not beat copying has not learned what actions do.
 
+Look-ahead (``--scorer lookahead``, registered as ``iwm-lookahead``; it is the model's
+``--lookahead``, and either flag turns the other on). The policy scores a command from ``z``
+*and* from its outcome, the tokens that appear in the next observation (the world-model
+head's channel 0: what changes under ``delta``, the whole next observation under ``next``),
+so that what the world model knows can change a choice. At test time (acting, evaluation,
+RL) the outcome is always the world model's prediction. In stage 2 every demo decision is
+joined with the rollouts by (episode, step): a candidate the rollouts tried there is scored
+with its *observed* outcome with probability ``--lookahead-observed`` (seeded), else with the
+prediction, as is every candidate they did not try. Observed outcomes teach the look-ahead
+what outcomes mean; predicted ones teach it how far to trust the prediction it gets at test
+time (validation and early stopping use the prediction only). The prediction is detached,
+so the imitation loss never turns the world-model head into a second policy head; with the
+``sequential`` mode nothing trains the head in stage 2, and ``wm_final_val_f1`` shows what is
+left of it (``--mode sequential-joint`` keeps the world-model loss, at its cost per update).
+The run also reports ``val_accuracy_observed``: the policy's validation accuracy when fed
+the observed outcomes of every candidate the rollouts tried, the ceiling a perfect world
+model would give beside ``val_accuracy`` with the prediction.
+
 Budgets (``--budget``), with BC's ``--max-updates`` as the unit:
 
 * ``matched``: stage 1 takes ``--wm-updates``, stage 2 at most ``max_updates - wm_updates``,
@@ -42,7 +60,7 @@ is ``--wm-updates``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +70,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, collate
+from agents import Agent, ModelConfig, collate
+from agents.model import Outcome
+from agents.tokenizer import PAD
 from learners.config import option
 from learners.data import Dataset, Decision, Episode, encode_decisions
 from learners.imitation import (
@@ -74,6 +94,7 @@ BUDGETS = ("matched", "extra")
 MODES = ("sequential", "joint", "sequential-joint")
 OUTCOMES = ("observed", "shuffled")
 BRANCHES = ("all", "expert")
+SCORERS = ("consequence", "lookahead")
 
 
 @dataclass
@@ -116,10 +137,35 @@ class IWMConfig(BCConfig):
     branches: str = option(
         "all", "control: 'expert' keeps only the expert's own transitions", choices=BRANCHES
     )
+    scorer: str = option(
+        "consequence",
+        "how the policy scores a command: from z alone (consequence), or also from the "
+        "command's outcome, observed or predicted (lookahead: the model's --lookahead, which "
+        "it turns on; see learners/world_model.py)",
+        choices=SCORERS,
+    )
+    lookahead_observed: float = option(
+        0.5,
+        "scorer lookahead: the chance that a stage-2 candidate the rollouts tried is scored "
+        "with its observed outcome rather than the world model's prediction (in [0, 1])",
+        low=0,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # The learner's scorer and the model's flag are one choice: either turns the other on.
+        model = self.model if self.model is not None else ModelConfig()
+        if self.scorer == "lookahead" and not model.lookahead:
+            self.model = replace(model, lookahead=True)
+        elif model.lookahead:
+            self.scorer = "lookahead"
 
     def problems(self) -> list[str]:
-        """BC's problems, a bad ``k``, and a ``matched`` budget that leaves BC no updates."""
+        """BC's problems, a bad ``k``, a ``matched`` budget that leaves BC no updates, and a
+        look-ahead share outside [0, 1]."""
         problems = super().problems()
+        if isinstance(self.lookahead_observed, int | float) and self.lookahead_observed > 1:
+            problems.append(f"lookahead_observed must be <= 1, got {self.lookahead_observed}")
         try:
             parse_k(self.k)
         except ValueError as exc:
@@ -186,14 +232,153 @@ def _token_set(agent: Agent, text: str) -> list[int]:
     return sorted(set(agent.tokenizer.token_ids(text)))
 
 
+def appearing(transitions: Transitions, target: str) -> list[list[int]]:
+    """Each move's observed outcome as the look-ahead reads it, the target of the world-model
+    head's channel 0: the next observation's tokens that are not in the current one
+    (``delta``), or all of them (``next``)."""
+    if target == "next":
+        return transitions.nexts
+    current = set(transitions.current)
+    return [[i for i in ids if i not in current] for ids in transitions.nexts]
+
+
+@dataclass
+class OutcomeDecision:
+    """A demo decision with the observed outcome of each candidate the rollouts tried there."""
+
+    state: list[int]
+    candidates: list[list[int]]
+    target: int
+    outcomes: list[list[int]]  # per candidate: its observed outcome tokens (empty if untried)
+    observed: list[int]  # per candidate: 1 if the rollouts tried it from this state, else 0
+
+
+def outcome_decisions(
+    agent: Agent,
+    episodes: Sequence[tuple[int, Episode]],
+    transitions: Sequence[Transitions],
+    positions: dict[tuple[int, int], int],
+    target: str,
+) -> Iterator[OutcomeDecision]:
+    """The decisions of ``episodes`` (``(index in the dataset, episode)``), each joined with the
+    branched state of the same (episode, step): ``transitions[positions[episode, step]]``.
+    A candidate is matched to a move by its tokens (what the model tells apart)."""
+    for index, episode in episodes:
+        for step, decision in enumerate(encode_decisions(agent, [episode])):
+            n = len(decision.candidates)
+            outcomes: list[list[int]] = [[] for _ in range(n)]
+            observed = [0] * n
+            where = positions.get((index, step))
+            if where is not None:
+                moves = transitions[where]
+                tried = dict(
+                    zip(map(tuple, moves.candidates), appearing(moves, target), strict=True)
+                )
+                for j, command in enumerate(decision.candidates):
+                    outcome = tried.get(tuple(command))
+                    if outcome is not None:
+                        outcomes[j], observed[j] = outcome, 1
+            yield OutcomeDecision(
+                decision.state, decision.candidates, decision.target, outcomes, observed
+            )
+
+
+def observed_outcome(
+    outcomes: Sequence[Sequence[Sequence[int]]], candidates: int, device: torch.device
+) -> Outcome:
+    """Observed outcomes (per state, per candidate: token ids) as an :class:`Outcome` of
+    ``candidates`` columns, every token with weight 1 (PAD where absent)."""
+    width = max((len(o) for per_state in outcomes for o in per_state), default=0) or 1
+    ids = np.full((len(outcomes), candidates, width), PAD, dtype=np.int64)
+    for b, per_state in enumerate(outcomes):
+        for a, tokens in enumerate(per_state):
+            ids[b, a, : len(tokens)] = tokens
+    ids_t = torch.from_numpy(ids).to(device)
+    return Outcome(ids_t, (ids_t != PAD).float())
+
+
+def mixed_outcome(
+    agent: Agent,
+    z: torch.Tensor,
+    chunk: Sequence[OutcomeDecision],
+    share: float,
+    rng: np.random.Generator,
+) -> tuple[Outcome, int]:
+    """Each candidate's observed outcome where it has one and a draw of ``rng`` falls under
+    ``share``, the world model's prediction elsewhere; and how many were observed."""
+    predicted = agent.model.predicted_outcome(z)
+    batch, candidates, k = predicted.ids.shape
+    use = np.zeros((batch, candidates), dtype=bool)
+    for b, decision in enumerate(chunk):
+        use[b, : len(decision.observed)] = np.asarray(decision.observed, dtype=bool)
+    use &= rng.random((batch, candidates)) < share
+    if not use.any():
+        return predicted, 0
+    observed = observed_outcome([d.outcomes for d in chunk], candidates, z.device)
+    width = max(k, observed.ids.shape[-1])
+
+    def padded(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, width - t.shape[-1]))
+
+    pick = torch.from_numpy(use).to(z.device).unsqueeze(-1)
+    ids = torch.where(pick, padded(observed.ids), padded(predicted.ids))
+    weights = torch.where(pick, padded(observed.weights), padded(predicted.weights))
+    return Outcome(ids, weights), int(use.sum())
+
+
+def outcome_nll(
+    agent: Agent,
+    chunk: Sequence[OutcomeDecision],
+    share: float,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Mean negative log-likelihood of the expert's commands under the look-ahead policy,
+    candidates scored with observed or predicted outcomes (:func:`mixed_outcome`)."""
+    device = agent.device
+    batch = collate([d.state for d in chunk], [d.candidates for d in chunk], device)
+    z = agent.model.encode(batch).z
+    outcome, _ = mixed_outcome(agent, z, chunk, share, rng)
+    logits = agent.model.policy_logits(z, batch["action_mask"], outcome)
+    targets = torch.tensor([d.target for d in chunk], device=device)
+    return F.cross_entropy(logits.float(), targets)
+
+
+@torch.no_grad()
+def validate_observed(agent: Agent, decisions: Sequence[OutcomeDecision]) -> float:
+    """The policy's accuracy when every candidate the rollouts tried is scored with its
+    observed outcome (the others with the prediction): what a perfect world model would give."""
+    agent.model.eval()
+    correct, rng = 0, np.random.default_rng(0)  # share 1: the draws decide nothing
+    for i in range(0, len(decisions), 64):
+        chunk = decisions[i : i + 64]
+        batch = collate([d.state for d in chunk], [d.candidates for d in chunk], agent.device)
+        z = agent.model.encode(batch).z
+        outcome, _ = mixed_outcome(agent, z, chunk, 1.0, rng)
+        logits = agent.model.policy_logits(z, batch["action_mask"], outcome)
+        targets = torch.tensor([d.target for d in chunk], device=logits.device)
+        correct += (logits.argmax(-1) == targets).sum().item()
+    return correct / max(len(decisions), 1)
+
+
 def world_model_loss(
-    agent: Agent, chunk: list[Transitions], target: str
+    agent: Agent,
+    chunk: list[Transitions],
+    target: str,
+    batch: dict[str, torch.Tensor] | None = None,
+    z: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over transitions of the per-token binary cross-entropy (summed over tokens), and
-    the predicted next-observation token sets' F1 beside copying the current observation."""
+    the predicted next-observation token sets' F1 beside copying the current observation.
+
+    ``batch`` (the chunk collated) and ``z`` (its consequence representation) are computed
+    here unless a caller that already has them for another loss passes them in.
+    """
     device = agent.device
-    batch = collate([t.state for t in chunk], [t.candidates for t in chunk], device)
-    logits = agent.model.world_model_logits(agent.model.encode(batch).z)  # [B, A, 2, V]
+    if batch is None:
+        batch = collate([t.state for t in chunk], [t.candidates for t in chunk], device)
+    if z is None:
+        z = agent.model.encode(batch).z
+    logits = agent.model.world_model_logits(z)  # [B, A, 2, V]
     logits = logits.float()
     vocab = logits.shape[-1]
     current = _multi_hot([t.current for t in chunk], vocab).unsqueeze(1).to(device)  # [B, 1, V]
@@ -327,20 +512,7 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
     ``rollouts.jsonl`` when it collects them) to ``config.out``."""
     with Run(config) as run:
         dataset, agent, train_eps, val = load_demos(run)
-        # Transitions of the validation episodes validate the world model; streamed from the
-        # rollout file into stores on disk, one branched state at a time.
-        train_seeds = {e.seed for e in train_eps}
-        wm_train = TokenStore(Transitions, directory=config.out)
-        wm_val = TokenStore(Transitions, directory=config.out)
-        for state in load_rollouts(_rollouts_file(config, dataset), dataset):
-            if config.branches == "expert":
-                state = replace(state, branches=[])
-            episode = dataset.episodes[state.episode]
-            store = wm_train if episode.seed in train_seeds else wm_val
-            store.append(encode_transition(agent, episode, state))
-        if config.outcomes == "shuffled":
-            wm_train = ShuffledOutcomes(wm_train, config.seed)
-            wm_val = ShuffledOutcomes(wm_val, config.seed + 1)
+        wm_train, wm_val, positions = load_transitions(config, dataset, agent, train_eps)
 
         optimizer = None
         if config.keep_optimizer:
@@ -363,11 +535,22 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
                 optimizer=optimizer,
             )
 
-        # Stage 2: imitation, alone (sequential) or with the world-model loss (joint).
-        loss = None
+        # Stage 2: imitation, alone (sequential) or with the world-model loss (joint); with
+        # look-ahead, on decisions that carry the observed outcomes of the tried candidates.
+        loss, nll = None, policy_nll
+        if config.scorer == "lookahead":
+            indexed = indexed_episodes(dataset, train_eps)
+            decisions = TokenStore(
+                OutcomeDecision,
+                outcome_decisions(agent, indexed, wm_train, positions, config.target),
+                config.out,
+            )
+            nll = lookahead_nll(config)
+            loss = _nll_only(nll)
+        else:
+            decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
         if config.mode in ("joint", "sequential-joint"):
-            loss = joint_loss(wm_train, config)
-        decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+            loss = joint_loss(wm_train, config, nll)
         fit = fit_policy(
             agent, decisions, val, config, run.writer, wm["wm_updates"], loss, optimizer
         )
@@ -385,19 +568,105 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
             "wm_final_val_f1": after["f1"],
             "wm_final_copy_f1": after["copy_f1"],
         }
+        if config.scorer == "lookahead":
+            metrics.update(lookahead_metrics(agent, dataset, train_eps, wm_val, positions, config))
         for name, value in (("val_f1", after["f1"]), ("val_copy_f1", after["copy_f1"])):
             run.writer.add_scalar(f"wm/final_{name}", value, metrics["updates"])
         return run.finish(agent, metrics, step=metrics["updates"], env_kwargs=dataset.env_kwargs)
 
 
-def joint_loss(wm_train: Sequence[Transitions], config: IWMConfig) -> PolicyLoss:
-    """BC's loss plus ``wm_weight`` times the world-model loss on a random minibatch of
-    ``wm_batch_size`` states (seeded by ``config.seed``), for every imitation update."""
+def load_transitions(
+    config: IWMConfig, dataset: Dataset, agent: Agent, train_eps: Sequence[Episode]
+) -> tuple[Sequence[Transitions], Sequence[Transitions], dict[tuple[int, int], int]]:
+    """The rollouts of ``dataset`` (read, or collected now), tokenized into on-disk stores:
+    those of ``train_eps`` to train on, those of the validation episodes to validate the
+    world model; and where each branched state went, ``(episode, step) -> index`` in its
+    store (streamed one branched state at a time; the controls applied)."""
+    train_seeds = {e.seed for e in train_eps}
+    wm_train = TokenStore(Transitions, directory=config.out)
+    wm_val = TokenStore(Transitions, directory=config.out)
+    positions: dict[tuple[int, int], int] = {}
+    for state in load_rollouts(_rollouts_file(config, dataset), dataset):
+        if config.branches == "expert":
+            state = replace(state, branches=[])
+        episode = dataset.episodes[state.episode]
+        store = wm_train if episode.seed in train_seeds else wm_val
+        positions[(state.episode, state.step)] = len(store)
+        store.append(encode_transition(agent, episode, state))
+    if config.outcomes == "shuffled":
+        return (
+            ShuffledOutcomes(wm_train, config.seed),
+            ShuffledOutcomes(wm_val, config.seed + 1),
+            positions,
+        )
+    return wm_train, wm_val, positions
+
+
+def indexed_episodes(dataset: Dataset, episodes: Sequence[Episode]) -> list[tuple[int, Episode]]:
+    """``(index in the dataset, episode)`` of each of ``episodes`` (rollouts name episodes
+    by their index)."""
+    wanted = {e.seed for e in episodes}
+    return [(i, e) for i, e in enumerate(dataset.episodes) if e.seed in wanted]
+
+
+#: The imitation loss of a minibatch (no scalars): :func:`policy_nll` or a look-ahead one.
+Nll = Callable[[Agent, list[Any]], torch.Tensor]
+
+
+def lookahead_nll(config: IWMConfig) -> Nll:
+    """:func:`outcome_nll` at ``config.lookahead_observed``, its draws seeded by the run's seed."""
+    rng = np.random.default_rng([config.seed, 2])
+
+    def nll(agent: Agent, chunk: list[OutcomeDecision]) -> torch.Tensor:
+        return outcome_nll(agent, chunk, config.lookahead_observed, rng)
+
+    return nll
+
+
+def _nll_only(nll: Nll) -> PolicyLoss:
+    def loss(agent: Agent, chunk: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        value = nll(agent, chunk)
+        return value, {"losses/bc_nll": value.item()}
+
+    return loss
+
+
+def lookahead_metrics(
+    agent: Agent,
+    dataset: Dataset,
+    train_eps: Sequence[Episode],
+    wm_val: Sequence[Transitions],
+    positions: dict[tuple[int, int], int],
+    config: IWMConfig,
+) -> dict[str, Any]:
+    """What a look-ahead run reports beside BC's: its scorer, and the validation accuracy
+    with the observed outcomes of the tried candidates (``val_accuracy`` has the prediction)."""
+    train_seeds = {e.seed for e in train_eps}
+    val_eps = [e for e in dataset.episodes if e.seed not in train_seeds]
+    indexed = indexed_episodes(dataset, val_eps)
+    with TokenStore(
+        OutcomeDecision,
+        outcome_decisions(agent, indexed, wm_val, positions, config.target),
+        config.out,
+    ) as decisions:
+        return {
+            "scorer": config.scorer,
+            "lookahead_observed": config.lookahead_observed,
+            "val_accuracy_observed": validate_observed(agent, decisions),
+        }
+
+
+def joint_loss(
+    wm_train: Sequence[Transitions], config: IWMConfig, imitation: Nll = policy_nll
+) -> PolicyLoss:
+    """The imitation loss (``imitation``: BC's by default) plus ``wm_weight`` times the
+    world-model loss on a random minibatch of ``wm_batch_size`` states (seeded by
+    ``config.seed``), for every imitation update."""
     rng = np.random.default_rng([config.seed, 1])
     size = min(config.wm_batch_size, len(wm_train))
 
-    def loss(agent: Agent, chunk: list[Decision]) -> tuple[torch.Tensor, dict[str, float]]:
-        nll = policy_nll(agent, chunk)
+    def loss(agent: Agent, chunk: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        nll = imitation(agent, chunk)
         picked = [wm_train[int(i)] for i in rng.choice(len(wm_train), size, replace=False)]
         wm_loss, _ = world_model_loss(agent, picked, config.target)
         scalars = {"losses/bc_nll": nll.item(), "losses/wm_loss": wm_loss.item()}
