@@ -86,6 +86,15 @@ for name, overrides, description in (
         needs_rollouts=True,
         description=description,
     )
+register_learner(
+    "sr",
+    train="learners.reflection:train_sr",
+    config="learners.reflection:SRConfig",
+    overrides=_MATCHED,
+    needs_rollouts=True,
+    description="self-reflection: a teacher picks the expert's command from the observed "
+    "outcomes of the branched commands, distilled into a policy that predicts them",
+)
 for name, source, description in (
     ("rl", None, "action-masked PPO (sb3-contrib), from scratch or --init-from a checkpoint"),
     ("rl-scratch", None, "rl from a fresh agent"),

@@ -60,7 +60,7 @@ is ``--wm-updates``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -537,7 +537,7 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
 
         # Stage 2: imitation, alone (sequential) or with the world-model loss (joint); with
         # look-ahead, on decisions that carry the observed outcomes of the tried candidates.
-        loss, nll = None, policy_nll
+        loss = None  # BC's
         if config.scorer == "lookahead":
             indexed = indexed_episodes(dataset, train_eps)
             decisions = TokenStore(
@@ -545,12 +545,11 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
                 outcome_decisions(agent, indexed, wm_train, positions, config.target),
                 config.out,
             )
-            nll = lookahead_nll(config)
-            loss = _nll_only(nll)
+            loss = lookahead_loss(config)
         else:
             decisions = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
         if config.mode in ("joint", "sequential-joint"):
-            loss = joint_loss(wm_train, config, nll)
+            loss = joint_loss(wm_train, config, loss)
         fit = fit_policy(
             agent, decisions, val, config, run.writer, wm["wm_updates"], loss, optimizer
         )
@@ -609,24 +608,13 @@ def indexed_episodes(dataset: Dataset, episodes: Sequence[Episode]) -> list[tupl
     return [(i, e) for i, e in enumerate(dataset.episodes) if e.seed in wanted]
 
 
-#: The imitation loss of a minibatch (no scalars): :func:`policy_nll` or a look-ahead one.
-Nll = Callable[[Agent, list[Any]], torch.Tensor]
-
-
-def lookahead_nll(config: IWMConfig) -> Nll:
+def lookahead_loss(config: IWMConfig) -> PolicyLoss:
     """:func:`outcome_nll` at ``config.lookahead_observed``, its draws seeded by the run's seed."""
     rng = np.random.default_rng([config.seed, 2])
 
-    def nll(agent: Agent, chunk: list[OutcomeDecision]) -> torch.Tensor:
-        return outcome_nll(agent, chunk, config.lookahead_observed, rng)
-
-    return nll
-
-
-def _nll_only(nll: Nll) -> PolicyLoss:
-    def loss(agent: Agent, chunk: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        value = nll(agent, chunk)
-        return value, {"losses/bc_nll": value.item()}
+    def loss(agent: Agent, chunk: list[OutcomeDecision]) -> tuple[torch.Tensor, dict[str, float]]:
+        nll = outcome_nll(agent, chunk, config.lookahead_observed, rng)
+        return nll, {"losses/bc_nll": nll.item()}
 
     return loss
 
@@ -657,20 +645,24 @@ def lookahead_metrics(
 
 
 def joint_loss(
-    wm_train: Sequence[Transitions], config: IWMConfig, imitation: Nll = policy_nll
+    wm_train: Sequence[Transitions], config: IWMConfig, imitation: PolicyLoss | None = None
 ) -> PolicyLoss:
-    """The imitation loss (``imitation``: BC's by default) plus ``wm_weight`` times the
+    """The imitation loss (``imitation``; default: BC's NLL) plus ``wm_weight`` times the
     world-model loss on a random minibatch of ``wm_batch_size`` states (seeded by
     ``config.seed``), for every imitation update."""
     rng = np.random.default_rng([config.seed, 1])
     size = min(config.wm_batch_size, len(wm_train))
 
     def loss(agent: Agent, chunk: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        nll = imitation(agent, chunk)
+        if imitation is None:
+            value = policy_nll(agent, chunk)
+            scalars = {"losses/bc_nll": value.item()}
+        else:
+            value, scalars = imitation(agent, chunk)
         picked = [wm_train[int(i)] for i in rng.choice(len(wm_train), size, replace=False)]
         wm_loss, _ = world_model_loss(agent, picked, config.target)
-        scalars = {"losses/bc_nll": nll.item(), "losses/wm_loss": wm_loss.item()}
-        return nll + config.wm_weight * wm_loss, scalars
+        scalars = {**scalars, "losses/wm_loss": wm_loss.item()}
+        return value + config.wm_weight * wm_loss, scalars
 
     return loss
 
