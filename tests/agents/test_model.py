@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from agents.features import collate, encode_action, encode_state
-from agents.model import MASKED_LOGIT, ModelConfig, PolicyModel, count_parameters
+from agents.model import MASKED_LOGIT, ModelConfig, Outcome, PolicyModel, count_parameters
 from agents.tokenizer import ACT, CLS, GOAL, NOW, PAD, PREV, HashingTokenizer
 
 TOK = HashingTokenizer()
@@ -305,3 +305,149 @@ def test_goal_match_generalizes_to_words_never_seen_in_training():
     with torch.no_grad():
         test_acc = (model(test)[0].argmax(-1) == test_target).float().mean().item()
     assert test_acc > 0.9, f"accuracy {test_acc:.2f} on unseen words (chance 0.2)"
+
+
+# -- look-ahead ------------------------------------------------------------------------------
+LOOKAHEAD = ModelConfig(d_model=32, n_layers=1, ff_dim=64, lookahead=True)
+
+
+def outcome_of(texts, width=8):
+    """An observed Outcome ``[1, A, width]`` from one text per candidate (its appearing tokens)."""
+    ids = torch.zeros(1, len(texts), width, dtype=torch.long)
+    for a, text in enumerate(texts):
+        tokens = ids_(text)[:width]
+        ids[0, a, : len(tokens)] = torch.tensor(tokens)
+    return Outcome(ids, (ids != PAD).float())
+
+
+def ids_(text):
+    return sorted(set(TOK.token_ids(text)))
+
+
+def test_lookahead_off_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    plain = PolicyModel(ModelConfig(d_model=32, n_layers=1, ff_dim=64)).state_dict()
+    torch.manual_seed(0)
+    lookahead = PolicyModel(LOOKAHEAD).state_dict()
+    # Only new weights, built after all others: every old one keeps its seeded values.
+    assert set(lookahead) - set(plain) == {
+        "lookahead_query.weight",
+        "lookahead_query.bias",
+        "lookahead_head.0.weight",
+        "lookahead_head.0.bias",
+        "lookahead_head.3.weight",
+        "lookahead_head.3.bias",
+    }
+    assert set(plain) <= set(lookahead)
+    assert all(torch.equal(plain[k], lookahead[k]) for k in plain)
+    assert not any("lookahead" in k for k in PolicyModel(ModelConfig()).state_dict())
+    b = random_batch(random.Random(0), batch=1, n_cands=(2, 2))
+    with pytest.raises(ValueError, match="without look-ahead"):
+        PolicyModel(ModelConfig()).policy_logits(
+            torch.zeros(1, 2, 64), b["action_mask"], outcome_of(["a", "b"])
+        )
+    with pytest.raises(ValueError, match="lookahead_tokens must be >= 1"):
+        ModelConfig(lookahead_tokens=0)
+
+
+def test_the_observed_outcome_alone_changes_the_score():
+    torch.manual_seed(0)
+    model = PolicyModel(LOOKAHEAD).eval()
+    state = encode_state(TOK, "find the apple", "you see box 1 and box 2", [], 256, 4)
+    same = encode_action(TOK, "open box", 24)
+    b = collate([state], [[same, same]])  # two candidates that differ only in their outcome
+    z = model.encode(b).z
+    assert torch.equal(z[0, 0], z[0, 1])
+    with torch.no_grad():
+        apart = model.policy_logits(z, b["action_mask"], outcome_of(["apple", "stone"]))
+        alike = model.policy_logits(z, b["action_mask"], outcome_of(["apple", "apple"]))
+        nothing = model.policy_logits(z, b["action_mask"], outcome_of(["", "stone"]))
+    assert (apart[0, 0] - apart[0, 1]).abs() > 1e-3
+    torch.testing.assert_close(alike[0, 0], alike[0, 1])
+    assert torch.isfinite(nothing).all()  # an empty outcome reads zeros, not NaN
+    assert (nothing[0, 0] - nothing[0, 1]).abs() > 1e-3
+
+
+def test_the_prediction_is_used_where_no_outcome_is_given():
+    torch.manual_seed(0)
+    model = PolicyModel(LOOKAHEAD).eval()
+    b = random_batch(random.Random(3), batch=3, n_cands=(2, 5))
+    with torch.no_grad():
+        z = model.encode(b).z
+        predicted = model.predicted_outcome(z, b["action_mask"])
+        # The prediction is the "appear" channel's top tokens with their probabilities.
+        top = model.world_model_logits(z)[..., 0, :].topk(LOOKAHEAD.lookahead_tokens, -1)
+        real = b["action_mask"]
+        assert torch.equal(predicted.ids[real], top.indices[real])
+        torch.testing.assert_close(predicted.weights[real], top.values.sigmoid()[real])
+        assert (predicted.weights[~real] == 0).all()
+        given = model.policy_logits(z, real, predicted)
+        assert torch.equal(model(b)[0], given)  # forward = policy_logits with the prediction
+        # What the world model predicts changes the choice.
+        model.world_model_bias[0, ids_("apple")[0]] = 30.0
+        assert not torch.allclose(model(b)[0][real], given[real])
+
+
+def test_the_policy_loss_does_not_train_the_world_model_head():
+    torch.manual_seed(0)
+    model = PolicyModel(LOOKAHEAD)
+    b = random_batch(random.Random(2), batch=4, n_cands=(2, 5))
+    target = torch.zeros(4, dtype=torch.long)
+    for outcome in (None, "observed"):
+        model.zero_grad()
+        enc = model.encode(b)
+        given = None if outcome is None else outcome_of(["apple", "key", "door", "", "a"][:5])
+        if given is not None:
+            given = Outcome(*(t.expand(4, -1, -1)[:, : b["action_mask"].shape[1]] for t in given))
+        logits = model.policy_logits(enc.z, b["action_mask"], given)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        grads = {n: p.grad for n, p in model.named_parameters()}
+        for name in ("world_model_head.0.weight", "world_model_head.3.weight", "world_model_bias"):
+            assert grads[name] is None or not grads[name].any(), name  # detached prediction
+        for name in ("lookahead_query.weight", "lookahead_head.0.weight", "token_emb.weight"):
+            assert grads[name] is not None and grads[name].abs().sum() > 0, name
+
+
+def boxes_task(rng, n, objects):
+    """Open the box holding the goal's object: the boxes look alike, only the outcome of
+    opening one ("inside: a key") says which is right."""
+    states, cands, outcomes, targets = [], [], [], []
+    for _ in range(n):
+        inside = rng.sample(objects, 4)
+        wanted = rng.randrange(4)
+        states.append(encode_state(TOK, f"find the {inside[wanted]}", "four boxes", [], 64, 0))
+        cands.append([encode_action(TOK, f"open box {i + 1}", 24) for i in range(4)])
+        outcomes.append([ids_(f"inside {o}") for o in inside])
+        targets.append(wanted)
+    width = max(len(o) for row in outcomes for o in row)
+    ids = torch.zeros(n, 4, width, dtype=torch.long)
+    for b, row in enumerate(outcomes):
+        for a, tokens in enumerate(row):
+            ids[b, a, : len(tokens)] = torch.tensor(tokens)
+    return collate(states, cands), Outcome(ids, (ids != PAD).float()), torch.tensor(targets)
+
+
+def test_lookahead_learns_to_choose_from_the_outcome():
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    objects = ["apple", "bread", "key", "lamp", "mug", "pen", "book", "cup", "fork", "egg"]
+    train, train_outcome, train_target = boxes_task(rng, 64, objects)
+    test, test_outcome, test_target = boxes_task(rng, 200, objects)
+    model = PolicyModel(LOOKAHEAD)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(80):
+        z = model.encode(train).z
+        logits = model.policy_logits(z, train["action_mask"], train_outcome)
+        loss = torch.nn.functional.cross_entropy(logits, train_target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        z = model.encode(test).z
+        seen = model.policy_logits(z, test["action_mask"], test_outcome).argmax(-1)
+        blind = model.policy_logits(z, test["action_mask"]).argmax(-1)  # untrained prediction
+    accuracy = (seen == test_target).float().mean().item()
+    # Seeds 0-2 give 0.79-0.91 (chance 0.25): the score reads the goal's object off the outcome.
+    assert accuracy > 0.6, f"accuracy {accuracy:.2f} from outcomes (chance 0.25)"
+    assert (blind == test_target).float().mean().item() < 0.45  # without them: near chance
