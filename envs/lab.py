@@ -935,7 +935,8 @@ class LabEnv(TextEnv):
         parts = [self._apply(op), *self._tick()]
         if op[0] == "wait":  # waiting shows the room as the tick left it
             parts.append(self._describe_room())
-        self._observe()
+        if op[0] in ("go", "open"):  # only arriving and opening show new things
+            self._observe()
         return " ".join(parts)
 
     def _observe(self) -> None:
