@@ -19,7 +19,11 @@ identical in both, their experts must agree. Twins come from two sources:
   in a tool-use chat), for settings whose hidden state is not otherwise perturbed here.
 
 Both count the expert calls they compared and the pairs that later diverged (the agent
-saw the difference), so a test that compared nothing fails.
+saw the difference), so a test that compared nothing fails. Three settings have audits of
+their own (:data:`OWN_AUDIT`): Cooking, whose hidden part is the TextWorld walkthrough's
+route (a twin walkthrough leaves by another unexplored exit); Treasure hunter, whose goal
+states its walkthrough's every move; and Shop, where nothing of an instance is hidden and
+the one choice, the result to open, is checked against what the result pages show.
 """
 
 from __future__ import annotations
