@@ -50,7 +50,7 @@ def _pipeline(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         progress=False,
         model=SMALL.model,
     )
-    bc = train_bc(BCConfig(**common, out="bc", max_updates=20, val_every=5, eval_episodes=0))
+    bc = train_bc(BCConfig(**common, out="bc", max_updates=40, val_every=5, eval_episodes=0))
     iwm = train_iwm(
         IWMConfig(
             **common,
