@@ -348,23 +348,34 @@ class PolicyModel(nn.Module):
         logits = self.policy_head(z).squeeze(-1)
         if self.config.lookahead:
             if outcome is None:
-                outcome = self.predicted_outcome(z)
+                outcome = self.predicted_outcome(z, action_mask)
             logits = logits + self.lookahead_logits(z, outcome)
         elif outcome is not None:
             raise ValueError("an outcome was given to a model without look-ahead (--lookahead)")
         return logits.masked_fill(~action_mask, MASKED_LOGIT)
 
-    def predicted_outcome(self, z: torch.Tensor) -> Outcome:
+    def predicted_outcome(self, z: torch.Tensor, rows: torch.Tensor | None = None) -> Outcome:
         """The world model's outcome of each command: the ``lookahead_tokens`` tokens its
         "appear" channel (channel 0 of :meth:`world_model_logits`) rates most likely, with
-        their probabilities. Detached: no gradient flows back into the prediction."""
+        their probabilities. Detached: no gradient flows back into the prediction.
+
+        ``rows`` (``[B, A]`` bool) limits the work to those commands (scoring every token of
+        the vocabulary is most of the look-ahead's cost); the others get no tokens.
+        """
         with torch.no_grad():
             head, d = self.world_model_head, self.config.d_model
             last = head[-1]
-            query = F.linear(head[:-1](z), last.weight[:d], last.bias[:d])  # channel 0 only
+            picked = z if rows is None else z[rows]
+            query = F.linear(head[:-1](picked), last.weight[:d], last.bias[:d])  # channel 0
             logits = query @ self.token_emb.weight.T + self.world_model_bias[0]
             top, ids = logits.topk(min(self.config.lookahead_tokens, logits.shape[-1]), dim=-1)
-            return Outcome(ids, top.float().sigmoid())
+            weights = top.float().sigmoid()
+            if rows is None:
+                return Outcome(ids, weights)
+            all_ids = ids.new_full((*rows.shape, ids.shape[-1]), PAD)
+            all_weights = weights.new_zeros(all_ids.shape)
+            all_ids[rows], all_weights[rows] = ids, weights
+            return Outcome(all_ids, all_weights)
 
     def lookahead_logits(self, z: torch.Tensor, outcome: Outcome) -> torch.Tensor:
         """The look-ahead score ``[B, A]`` of each command from ``z`` and its ``outcome``.

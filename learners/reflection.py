@@ -103,7 +103,9 @@ class SRConfig(IWMConfig):
     out: str = option("runs/sr", "directory for ``agent.pt`` and ``metrics.json``")
     scorer: str = option(
         "lookahead",
-        "sr reads outcomes, so only 'lookahead' (the model's --lookahead)",
+        "how the policy scores a command: from z alone (consequence), or also from the "
+        "command's outcome, observed or predicted (lookahead: the model's --lookahead, which "
+        "it turns on; see learners/world_model.py); sr needs lookahead",
         choices=SCORERS,
     )
     distill_weight: float = option(
@@ -114,8 +116,8 @@ class SRConfig(IWMConfig):
     )
     wm_weight: float = option(
         0.05,
-        "weight of the world-model loss beside the teacher's cross-entropy (stage 1; stage 2 "
-        "too with --mode sequential-joint); the world-model loss sums over the vocabulary",
+        "weight of the world-model loss: in iwm's joint updates; in sr's stage 1 beside the "
+        "teacher's cross-entropy (and its stage 2 with --mode sequential-joint)",
         low=0,
     )
 

@@ -124,7 +124,12 @@ class IWMConfig(BCConfig):
         "every update, no stage 1; sequential-joint: stage 1, then joint updates",
         choices=MODES,
     )
-    wm_weight: float = option(1.0, "joint updates: weight of the world-model loss", low=0)
+    wm_weight: float = option(
+        1.0,
+        "weight of the world-model loss: in iwm's joint updates; in sr's stage 1 beside the "
+        "teacher's cross-entropy (and its stage 2 with --mode sequential-joint)",
+        low=0,
+    )
     keep_optimizer: bool = option(
         False, "stage 2 continues stage 1's Adam state (at learning_rate); default: a fresh Adam"
     )
@@ -141,7 +146,7 @@ class IWMConfig(BCConfig):
         "consequence",
         "how the policy scores a command: from z alone (consequence), or also from the "
         "command's outcome, observed or predicted (lookahead: the model's --lookahead, which "
-        "it turns on; see learners/world_model.py)",
+        "it turns on; see learners/world_model.py); sr needs lookahead",
         choices=SCORERS,
     )
     lookahead_observed: float = option(
@@ -300,30 +305,32 @@ def observed_outcome(
 def mixed_outcome(
     agent: Agent,
     z: torch.Tensor,
+    action_mask: torch.Tensor,
     chunk: Sequence[OutcomeDecision],
     share: float,
     rng: np.random.Generator,
-) -> tuple[Outcome, int]:
+) -> Outcome:
     """Each candidate's observed outcome where it has one and a draw of ``rng`` falls under
-    ``share``, the world model's prediction elsewhere; and how many were observed."""
-    predicted = agent.model.predicted_outcome(z)
-    batch, candidates, k = predicted.ids.shape
+    ``share``, the world model's prediction elsewhere (predicted only where needed)."""
+    batch, candidates = action_mask.shape
     use = np.zeros((batch, candidates), dtype=bool)
     for b, decision in enumerate(chunk):
         use[b, : len(decision.observed)] = np.asarray(decision.observed, dtype=bool)
     use &= rng.random((batch, candidates)) < share
+    pick = torch.from_numpy(use).to(z.device)
+    predicted = agent.model.predicted_outcome(z, action_mask & ~pick)
     if not use.any():
-        return predicted, 0
+        return predicted
     observed = observed_outcome([d.outcomes for d in chunk], candidates, z.device)
-    width = max(k, observed.ids.shape[-1])
+    width = max(predicted.ids.shape[-1], observed.ids.shape[-1])
 
     def padded(t: torch.Tensor) -> torch.Tensor:
         return F.pad(t, (0, width - t.shape[-1]))
 
-    pick = torch.from_numpy(use).to(z.device).unsqueeze(-1)
+    pick = pick.unsqueeze(-1)
     ids = torch.where(pick, padded(observed.ids), padded(predicted.ids))
     weights = torch.where(pick, padded(observed.weights), padded(predicted.weights))
-    return Outcome(ids, weights), int(use.sum())
+    return Outcome(ids, weights)
 
 
 def outcome_nll(
@@ -337,7 +344,7 @@ def outcome_nll(
     device = agent.device
     batch = collate([d.state for d in chunk], [d.candidates for d in chunk], device)
     z = agent.model.encode(batch).z
-    outcome, _ = mixed_outcome(agent, z, chunk, share, rng)
+    outcome = mixed_outcome(agent, z, batch["action_mask"], chunk, share, rng)
     logits = agent.model.policy_logits(z, batch["action_mask"], outcome)
     targets = torch.tensor([d.target for d in chunk], device=device)
     return F.cross_entropy(logits.float(), targets)
@@ -353,7 +360,7 @@ def validate_observed(agent: Agent, decisions: Sequence[OutcomeDecision]) -> flo
         chunk = decisions[i : i + 64]
         batch = collate([d.state for d in chunk], [d.candidates for d in chunk], agent.device)
         z = agent.model.encode(batch).z
-        outcome, _ = mixed_outcome(agent, z, chunk, 1.0, rng)
+        outcome = mixed_outcome(agent, z, batch["action_mask"], chunk, 1.0, rng)
         logits = agent.model.policy_logits(z, batch["action_mask"], outcome)
         targets = torch.tensor([d.target for d in chunk], device=logits.device)
         correct += (logits.argmax(-1) == targets).sum().item()
