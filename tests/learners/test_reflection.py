@@ -7,6 +7,7 @@ Importing this module registers ``toy/Boxes-v0``, as a user's own env would."""
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pytest
 import torch
 
 from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, collate
-from benchmarks.cli import main
+from benchmarks.cli import build_parser, main
 from envs import TextEnv, register
 from learners import get_learner
+from learners.config import values_from_args
 from learners.data import collect_demos, load_dataset
 from learners.reflection import ReflectedDecision, SRConfig, distill_loss, reflect, train_sr
 from learners.rollouts import collect_rollouts
@@ -200,3 +202,8 @@ def test_sr_runs_through_the_cli_and_its_checkpoint_round_trips(tmp_path: Path) 
     assert np.array_equal(agent.state_logits(*state), again.state_logits(*state))
     learner = get_learner("sr")
     assert learner.needs_rollouts and learner.make_config(out="x").budget == "matched"
+    config = learner.make_config(out="x", distill_weight=0.5, model=ModelConfig(d_model=32))
+    assert config.model.lookahead  # sr turns the model's look-ahead on
+    words = shlex.split(learner.command(config))
+    args = build_parser().parse_args(words[1:])
+    assert learner.make_config(**values_from_args(learner.config, args)) == config
