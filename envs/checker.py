@@ -11,7 +11,15 @@ import numpy as np
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.utils.env_checker import data_equivalence
 
-from envs.contract import FREE_TEXT_MAX_LENGTH, TEXT, free_text_of, is_valid_command
+from envs.contract import (
+    FREE_TEXT_MAX_LENGTH,
+    KNOWLEDGE_SPLIT,
+    TEXT,
+    env_splits,
+    free_text_of,
+    is_valid_command,
+    names_entity,
+)
 from envs.registration import make, resolve_id
 
 INFO_KEYS = ("admissible_actions", "invalid_action", "success", "checklist")
@@ -31,6 +39,15 @@ BAD_FREE_TEXTS = (
     "a ] bracket",
     "x" * (FREE_TEXT_MAX_LENGTH + 1),
 )
+#: What the splits check adds to its name for an env that declares a knowledge split.
+KNOWLEDGE_CHECK = (
+    "knowledge split: the expert solves novel instances, none is a train instance, their "
+    "goals name held-out entities that train goals and expert commands never name and "
+    "train observations show"
+)
+#: The most train instances the knowledge check walks to see every held-out entity in an
+#: observation (it walks ``instances`` at least, and stops once it has seen them all).
+KNOWLEDGE_MAX_TRAIN = 300
 
 
 class ContractError(AssertionError):
@@ -54,11 +71,20 @@ def check_env(
     An env that declares free-text command templates (see :mod:`envs.contract`) has them
     checked with its commands: a novel text is accepted, near-misses are refused, and the
     inadmissible commands probed elsewhere are skipped when they are valid free text.
+    A registered id that declares a knowledge split has its promise checked with the
+    splits (see :func:`_check_knowledge`): the expert solves ``instances`` novel
+    instances, none is a train instance, each novel goal names a held-out entity, no goal
+    and no expert command of ``instances`` train instances names one, and each shows in a
+    train observation, on the expert's path or one branched command off it (train
+    instances are walked until all have shown, at most :data:`KNOWLEDGE_MAX_TRAIN`).
     """
+    novel = None
     if isinstance(env_or_id, str):
         env_id = resolve_id(env_or_id)
         kwargs = env_kwargs or {}
         train, test = make(env_id, split="train", **kwargs), make(env_id, split="test", **kwargs)
+        if KNOWLEDGE_SPLIT in env_splits(train):
+            novel = make(env_id, split=KNOWLEDGE_SPLIT, **kwargs)
         max_steps = train.spec.max_episode_steps if train.spec else None
     else:
         if env_kwargs:
@@ -98,7 +124,14 @@ def check_env(
         ok(f"expert solves {instances} {split_env.unwrapped.split} instances")
     if test is not None:
         _check_splits(train.unwrapped, test.unwrapped, instances, seed)
-        ok("test instances are not train instances")
+        if novel is None:
+            ok("test instances are not train instances")
+        else:
+            # the knowledge split is part of the splits rule (one check name per rule)
+            _check_expert(novel.unwrapped, instances, seed, max_steps)
+            _check_knowledge(train.unwrapped, novel.unwrapped, instances, seed, max_steps)
+            _check_splits(train.unwrapped, novel.unwrapped, instances, seed)
+            ok(f"test instances are not train instances; {KNOWLEDGE_CHECK}")
     return passed
 
 
@@ -387,5 +420,86 @@ def _check_splits(train: gym.Env, test: gym.Env, instances: int, seed: int) -> N
             raise _fail(
                 test,
                 "splits",
-                f"test seed {s} generates an instance the train split also generates",
+                f"{test.split} seed {s} generates an instance the train split also generates",
             )
+
+
+def _check_knowledge(
+    train: gym.Env, novel: gym.Env, instances: int, seed: int, max_steps: int
+) -> None:
+    """The knowledge split's promise (see :mod:`envs.contract`), on a sample: every novel
+    goal of ``instances`` seeds names a held-out entity (``knowledge_entities``); on the
+    train split, no goal and no command of the expert's path names one, and each one
+    shows in an observation: at reset, after an expert command, or after a command
+    branched off the expert's path (each admissible command but the expert's, from each
+    state of the path). Train seeds are walked until every entity has shown, at least
+    ``instances`` and at most :data:`KNOWLEDGE_MAX_TRAIN` of them."""
+    entities = tuple(getattr(novel, "knowledge_entities", ()))
+    if not entities or not all(isinstance(e, str) and e.strip() for e in entities):
+        raise _fail(
+            novel,
+            "knowledge split",
+            f"it declares the {KNOWLEDGE_SPLIT!r} split but knowledge_entities is "
+            f"{entities!r}; name the held-out entities (non-blank strings)",
+        )
+    for s in range(seed, seed + instances):
+        obs, _ = novel.reset(seed=s)
+        if not any(names_entity(obs["goal"], e) for e in entities):
+            raise _fail(
+                novel,
+                "knowledge split",
+                f"novel seed {s}: the goal {obs['goal']!r} names no held-out entity "
+                f"(knowledge_entities: {', '.join(entities)})",
+            )
+
+    def named(text: str) -> str | None:
+        return next((e for e in entities if names_entity(text, e)), None)
+
+    unseen = set(entities)
+
+    def observe(text: str) -> None:
+        unseen.difference_update([e for e in unseen if names_entity(text, e)])
+
+    walked = 0
+    for s in range(seed, seed + max(instances, KNOWLEDGE_MAX_TRAIN)):
+        if walked >= instances and not unseen:
+            break
+        walked += 1
+        obs, info = train.reset(seed=s)
+        entity = named(obs["goal"])
+        if entity is not None:
+            raise _fail(
+                train,
+                "knowledge split",
+                f"train seed {s}: the goal {obs['goal']!r} names the held-out {entity!r}; "
+                "a train goal must never name one",
+            )
+        observe(obs["text"])
+        for step in range(max_steps):
+            action = train.expert_action()
+            entity = named(action)
+            if entity is not None:
+                raise _fail(
+                    train,
+                    "knowledge split",
+                    f"train seed {s}, expert step {step}: the expert's command {action!r} "
+                    f"names the held-out {entity!r}; a demonstration must never show one",
+                )
+            if unseen:
+                snapshot = train.get_state()
+                for branch in info["admissible_actions"]:
+                    if branch != action:
+                        observe(train.step(branch)[0]["text"])
+                        train.set_state(snapshot)
+            obs, _, terminated, truncated, info = train.step(action)
+            observe(obs["text"])
+            if terminated or truncated:
+                break
+    if unseen:
+        raise _fail(
+            train,
+            "knowledge split",
+            f"held-out {', '.join(repr(e) for e in sorted(unseen))} never showed in a train "
+            f"observation (at reset, on the expert's path or one branched command off it) in "
+            f"{walked} train instances: what no demonstration shows must show in outcomes",
+        )

@@ -27,6 +27,19 @@ The contract (see DESIGN.md) in short:
 * Expert: ``expert_action() -> str`` from any reachable state.
 * Branching: ``get_state()`` / ``set_state(state)`` snapshot and restore the whole env, its
   RNG included.
+* Splits: ``split="train"`` or ``"test"`` (:data:`SPLITS`); test holds instances train never
+  generates.
+* Knowledge split (optional): a second test split, :data:`KNOWLEDGE_SPLIT` (``"novel"``),
+  which an env declares with ``knowledge_split = "novel"`` and ``knowledge_entities``: the
+  names (object types, substances, products, ...) it holds out. Its promise, which
+  ``check_env`` verifies: every goal of the novel split names at least one of them; no
+  goal of the train split and no command of the expert's path on it (what demonstrations
+  show) names any; and each of them does appear in the train split's observations, on the
+  expert's path or one branched command off it (what early experience records). It is
+  the positive control of the question the framework asks: the one place where what
+  actions led to carries knowledge the demonstrations lack. A name is matched as a whole
+  word, case-insensitively (:func:`names_entity`). An env without one (the default,
+  ``knowledge_split = None``) generates only train and test.
 
 A user's plain ``gymnasium.Env`` that provides exactly these works with every learner;
 subclassing :class:`TextEnv` is the short way to get the bookkeeping right. An env that
@@ -36,13 +49,17 @@ declares no free-text templates (the default) needs neither attribute.
 from __future__ import annotations
 
 import copy
+import re
 import string
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
+#: The splits every contract env generates.
 SPLITS = ("train", "test")
+#: The name of the optional knowledge split (see the module docstring).
+KNOWLEDGE_SPLIT = "novel"
 #: Characters an observation or command may contain (printable ASCII).
 CHARSET = frozenset(string.printable)
 MAX_TEXT_LENGTH = 8192
@@ -62,11 +79,26 @@ def text_space(max_length: int = MAX_TEXT_LENGTH) -> spaces.Text:
     return spaces.Text(max_length=max_length, min_length=0, charset=CHARSET)
 
 
-def check_split(split: str) -> str:
-    """Return ``split`` if it names a split, else raise a ValueError that lists the splits."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+def check_split(split: str, splits: tuple[str, ...] = SPLITS) -> str:
+    """Return ``split`` if it is one of ``splits``, else raise a ValueError that lists them."""
+    if split not in splits:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
     return split
+
+
+def env_splits(env: gym.Env) -> tuple[str, ...]:
+    """The splits ``env`` (a contract env or a wrapper of one) generates: :data:`SPLITS`,
+    then its knowledge split if it declares one."""
+    knowledge = getattr(env.unwrapped, "knowledge_split", None)
+    return SPLITS + ((knowledge,) if knowledge else ())
+
+
+def names_entity(text: str, entity: str) -> bool:
+    """Whether ``text`` names ``entity`` (a knowledge split's held-out name): as a whole
+    word or phrase, case-insensitively ("soup" in "the frozen soup", not in "soups" nor
+    "pot" in "potato")."""
+    pattern = r"(?<![A-Za-z0-9])" + re.escape(entity) + r"(?![A-Za-z0-9])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
 
 
 def invalid_action_text(command: str) -> str:
@@ -126,6 +158,9 @@ class TextEnv(gym.Env[dict, str]):
       (default: always), whether a template may be used in the current state.
       ``_execute`` then also receives the free-text commands :meth:`accepts_free_text`
       accepts.
+    * optionally a knowledge split: ``knowledge_split = "novel"`` and the held-out names in
+      ``knowledge_entities`` (class attributes, or instance attributes set before
+      ``super().__init__``); ``_generate`` then also serves ``self.split == "novel"``.
 
     ``step`` ignores whitespace around a command (``" look\n"`` is ``look``), as a terminal
     would; anything else neither in ``info["admissible_actions"]`` nor an accepted free-text
@@ -134,11 +169,15 @@ class TextEnv(gym.Env[dict, str]):
 
     #: Free-text command templates, each holding ``{text}`` once (see the module docstring).
     free_text_commands: tuple[str, ...] = ()
+    #: The knowledge split's name (:data:`KNOWLEDGE_SPLIT`), or ``None`` for an env without one.
+    knowledge_split: str | None = None
+    #: The names the knowledge split holds out (see the module docstring).
+    knowledge_entities: tuple[str, ...] = ()
 
     metadata = {"render_modes": ["ansi", "human"]}
 
     def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
-        self.split = check_split(split)
+        self.split = check_split(split, env_splits(self))
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; expected one of "

@@ -14,9 +14,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from envs.contract import TextEnv
+from envs.contract import KNOWLEDGE_SPLIT, TextEnv
 
 __all__ = [
+    "NOVEL_OBJECTS",
     "TASK_TYPES",
     "HouseholdEnv",
     "Layout",
@@ -391,25 +392,73 @@ def _partition() -> tuple[dict[str, tuple[Composition, ...]], dict[Composition, 
 
 
 _SPLIT_COMPS, _USABLE_LAYOUTS = _partition()
+
+#: The knowledge split's held-out object types (see :class:`HouseholdEnv`): with
+#: ``knowledge=True`` no train goal names them (so no train expert command does), but
+#: they spawn as distractors as before, where the train split's observations show them.
+NOVEL_OBJECTS: tuple[str, ...] = (
+    "lettuce",
+    "bread",
+    "spatula",
+    "winebottle",
+    "pillow",
+    "alarmclock",
+    "remotecontrol",
+    "spraybottle",
+)
+
+
+def _knowledge_partition() -> tuple[tuple[Composition, ...], tuple[Composition, ...], dict]:
+    """The knowledge variant's train compositions (the train split's, less those of a novel
+    object type), the novel split's (every composition of a novel object type that a train
+    layout realizes) and each novel composition's usable layouts (train layouts only)."""
+    train_layouts = [s for s in LAYOUTS if not s.test_only]
+    novel = sorted(
+        {
+            (task, o, t)
+            for task in TASK_TYPES
+            for o in NOVEL_OBJECTS
+            for t in _targets(task, o)
+            if any(_feasible((task, o, t), s) for s in train_layouts)
+        }
+    )
+    usable = {c: tuple(s for s in train_layouts if _feasible(c, s)) for c in novel}
+    train = tuple(c for c in _SPLIT_COMPS["train"] if c[1] not in NOVEL_OBJECTS)
+    return train, tuple(novel), usable
+
+
+_KNOWLEDGE_TRAIN, _NOVEL_COMPS, _NOVEL_USABLE = _knowledge_partition()
+#: Compositions per task type of each pool a split draws from ("train-knowledge": the train
+#: split with ``knowledge=True``).
 _COMPS_BY_TYPE = {
     split: {t: tuple(c for c in comps if c[0] == t) for t in TASK_TYPES}
-    for split, comps in _SPLIT_COMPS.items()
+    for split, comps in (
+        *_SPLIT_COMPS.items(),
+        ("train-knowledge", _KNOWLEDGE_TRAIN),
+        ("novel", _NOVEL_COMPS),
+    )
 }
 
 
-def compositions(split: str) -> tuple[Composition, ...]:
+def compositions(split: str, knowledge: bool = False) -> tuple[Composition, ...]:
     """The ``(task type, object type, target type)`` compositions ``split`` generates.
 
-    Fixed and seed-independent; train and test are disjoint.
+    Fixed and seed-independent; train and test are disjoint. ``knowledge``: those of the
+    knowledge variant (the train split without :data:`NOVEL_OBJECTS`; test unchanged); the
+    knowledge split ``"novel"`` exists only there and names only :data:`NOVEL_OBJECTS`.
     """
+    if split == "novel" and knowledge:
+        return _NOVEL_COMPS
     if split not in _SPLIT_COMPS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(_SPLIT_COMPS)}")
-    return _SPLIT_COMPS[split]
+        splits = (*_SPLIT_COMPS, "novel (with knowledge=True)")
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
+    return _KNOWLEDGE_TRAIN if knowledge and split == "train" else _SPLIT_COMPS[split]
 
 
-def layout_names(split: str) -> tuple[str, ...]:
-    """The scene layouts ``split`` can generate (the test split adds test-only layouts)."""
-    compositions(split)
+def layout_names(split: str, knowledge: bool = False) -> tuple[str, ...]:
+    """The scene layouts ``split`` can generate (the test split adds test-only layouts;
+    the novel split uses the train split's)."""
+    compositions(split, knowledge)
     return tuple(s.name for s in LAYOUTS if split == "test" or not s.test_only)
 
 
@@ -627,6 +676,26 @@ class HouseholdEnv(TextEnv):
     :func:`compositions` — and some layouts (``kitchen-galley``, ``livingroom-open``,
     ``bedroom-studio``, ``bathroom-double``) occur only on the test split.
 
+    The knowledge split ``novel`` is a second test split, the positive control of learning
+    from outcomes: its goals name what no goal of the train split and no command of its
+    expert's path names, but what the train split's observations show. The default train
+    split names every one of the 46 object types in some goal, so the knowledge split
+    comes with a variant of it: ``knowledge=True`` holds eight object types
+    (:data:`NOVEL_OBJECTS`: lettuce, bread, spatula, winebottle, pillow, alarmclock,
+    remotecontrol, spraybottle; kitchen, bedroom, living room and bathroom ones) out of
+    the train split's goals (526 of its 617 compositions remain; the test split is
+    unchanged), while they still spawn as distractors where the placement table puts them.
+    There the agent sees them on arriving at an openless receptacle or opening one, on the
+    expert's path or one branched command off it (every ``go to R`` from the middle of
+    the room branches off the first demonstrated step): each in 4-18% of the train
+    instances (the bathroom's spraybottle least: bathrooms are 8% of the instances).
+    ``split="novel"`` (only with
+    ``knowledge=True``) asks for them in all six task types (108 compositions, on train
+    layouts only). What a novel goal needs that demonstrations never show is what the
+    name refers to in what the agent sees, and where such an object tends to be: the
+    expert looks first in the receptacle types it spawns in, which for a novel type only
+    the outcomes of going and opening have shown.
+
     The expert (:meth:`expert_action`) acts on the agent's information, like ALFWorld's
     hand-coded expert, not on the hidden state: it fetches a goal object only once the
     agent has seen where it is (arrived at its receptacle while open or openless, opened
@@ -677,27 +746,48 @@ class HouseholdEnv(TextEnv):
 
     ## Arguments
 
-    * ``split``: ``"train"`` or ``"test"``.
+    * ``split``: ``"train"``, ``"test"`` or, with ``knowledge=True``, ``"novel"`` (the
+      knowledge split).
     * ``render_mode``: ``None``, ``"ansi"`` or ``"human"``.
+    * ``knowledge``: the knowledge variant (default ``False``): the train split names no
+      object type of :data:`NOVEL_OBJECTS` in a goal, and the novel split exists. Pass it
+      for every split of a study that tests on ``novel`` (a dataset's ``env_kwargs``).
 
     ## Version History
 
     * v0: initial release. The expert searches receptacles it has not observed instead of
       going straight to the hidden goal object (an omniscient oracle, which a policy that
-      sees only the observations cannot imitate).
+      sees only the observations cannot imitate). Later in v0 (issue 16): the knowledge
+      split ``novel`` and the ``knowledge=True`` variant of the train split it is made
+      against (the default train and test instances unchanged).
     """
 
-    def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
+    def __init__(
+        self, split: str = "train", render_mode: str | None = None, knowledge: bool = False
+    ) -> None:
+        if split == KNOWLEDGE_SPLIT and not knowledge:
+            raise ValueError(
+                "Household's novel split is made with knowledge=True, which also makes its "
+                "train split name none of the novel object types in a goal (the default train "
+                "split names every object type): pass knowledge=True for every split of the study"
+            )
+        self.knowledge = bool(knowledge)
+        if self.knowledge:
+            self.knowledge_split = KNOWLEDGE_SPLIT
+            self.knowledge_entities = NOVEL_OBJECTS
         super().__init__(split, render_mode)
         self.world: World | None = None
+        pool = "train-knowledge" if self.knowledge and split == "train" else split
+        self._comps_by_type = _COMPS_BY_TYPE[pool]
+        self._usable = _NOVEL_USABLE if split == KNOWLEDGE_SPLIT else _USABLE_LAYOUTS
 
     # -- generation -------------------------------------------------------------------------
     def _generate(self) -> tuple[str, str]:
         rng = self.np_random
         kind = TASK_TYPES[int(rng.integers(len(TASK_TYPES)))]
-        comps = _COMPS_BY_TYPE[self.split][kind]
+        comps = self._comps_by_type[kind]
         comp = comps[int(rng.integers(len(comps)))]
-        layouts = _USABLE_LAYOUTS[comp]
+        layouts = self._usable[comp]
         spec = layouts[int(rng.integers(len(layouts)))]
         _, otype, target = comp
 

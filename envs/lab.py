@@ -15,7 +15,9 @@ flat lists in :class:`World`, so ``get_state`` / ``set_state`` are exact and che
 Held-out test compositions (``TEST_COMPOSITIONS``; the train split never generates them):
 melting wax, boiling milk, freezing orange juice, measuring the temperature of soup,
 measuring the melting point of gallium, making orange or grey paint, powering the buzzer,
-growing a sunflower. Every other ``(family, subject)`` pair is train-only.
+growing a sunflower. Every other ``(family, subject)`` pair is train-only. The knowledge
+split ``novel`` names soup, the buzzer and the sunflower, which train shows only in what
+the agent sees (``NOVEL_ENTITIES``, ``NOVEL_COMPOSITIONS``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from envs.contract import TextEnv
+from envs.contract import KNOWLEDGE_SPLIT, TextEnv
 
 __all__ = [
     "FAMILIES",
+    "NOVEL_COMPOSITIONS",
+    "NOVEL_ENTITIES",
     "TEST_COMPOSITIONS",
     "LabEnv",
     "Layout",
@@ -208,6 +212,22 @@ TEST_COMPOSITIONS: frozenset[Composition] = frozenset(
         (GROW, "sunflower"),
     }
 )
+#: The knowledge split's held-out names: no train goal names them, nor does any command on
+#: the train expert's path, yet train instances show them as distractors (soup in a kitchen
+#: vessel, a buzzer among the workshop's circuit parts, a sunflower seed on the greenhouse
+#: shelf), where the expert's path or a command branched off it sees them (see
+#: :class:`LabEnv`).
+NOVEL_ENTITIES: tuple[str, ...] = ("soup", "buzzer", "sunflower")
+#: The compositions of the knowledge split ``novel``: every family over a held-out name.
+NOVEL_COMPOSITIONS: tuple[Composition, ...] = (
+    (MELT, "soup"),
+    (BOIL, "soup"),
+    (FREEZE, "soup"),
+    (MEASURE, "soup"),
+    (MELTING_POINT, "soup"),
+    (POWER, "buzzer"),
+    (GROW, "sunflower"),
+)
 _SPLIT_COMPS: dict[str, dict[str, tuple[str, ...]]] = {
     split: {
         fam: tuple(s for s in subs if ((fam, s) in TEST_COMPOSITIONS) == (split == "test"))
@@ -215,10 +235,20 @@ _SPLIT_COMPS: dict[str, dict[str, tuple[str, ...]]] = {
     }
     for split in ("train", "test")
 }
+_SPLIT_COMPS["novel"] = {
+    fam: tuple(s for f, s in NOVEL_COMPOSITIONS if f == fam)
+    for fam in FAMILIES
+    if any(f == fam for f, _ in NOVEL_COMPOSITIONS)
+}
+#: The families a split draws from (train and test: all, drawn as before the novel split).
+_FAMILIES_OF = {
+    split: FAMILIES if split != "novel" else tuple(_SPLIT_COMPS["novel"]) for split in _SPLIT_COMPS
+}
 
 
 def compositions(split: str) -> tuple[Composition, ...]:
-    """The ``(family, subject)`` compositions ``split`` generates; train and test are disjoint."""
+    """The ``(family, subject)`` compositions ``split`` generates; train and test are
+    disjoint, and the knowledge split ``novel`` names only :data:`NOVEL_ENTITIES`."""
     if split not in _SPLIT_COMPS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(_SPLIT_COMPS)}")
     return tuple((f, s) for f, subs in _SPLIT_COMPS[split].items() for s in subs)
@@ -407,6 +437,21 @@ class LabEnv(TextEnv):
     juice, measure soup, melting point of gallium, orange and grey paint, the buzzer, the
     sunflower) occur only on the test split, every other composition only on train.
 
+    The knowledge split ``novel`` (``split="novel"``) is a second test split, the positive
+    control of learning from outcomes: its goals name what no goal of the train split and
+    no command of its expert's path names, but what its observations show. It holds out
+    three names (:data:`NOVEL_ENTITIES`): soup, the buzzer and the sunflower, in seven
+    compositions (:data:`NOVEL_COMPOSITIONS`: melt, boil, freeze soup, measure its
+    temperature or its melting point; power the buzzer; grow a sunflower); the rest of an
+    instance is drawn as on train. On the train split they occur only as distractors (each
+    seen in 12-16% of the train instances): soup in a kitchen vessel (on the
+    counter, in the cupboard, or frozen in the freezer), a buzzer among the workshop's
+    parts, a sunflower seed on the greenhouse shelf, seen on entering the room or opening
+    the fixture, on the expert's path or one branched command off it. What a novel goal
+    needs that demonstrations never show is what the name refers to and where it is (which
+    room, which fixture), and for soup, that it freezes only below -2 deg C. The train and
+    test splits are unchanged by it.
+
     The expert (:meth:`expert_action`) is a planner acting from any reachable state on
     what the agent can know: the goal, the rooms' fixed contents (fixtures, boxes, circuit
     parts) and where it has seen things (``World.seen``: every thing described in a room,
@@ -467,7 +512,7 @@ class LabEnv(TextEnv):
 
     ## Arguments
 
-    * ``split``: ``"train"`` or ``"test"``.
+    * ``split``: ``"train"``, ``"test"`` or ``"novel"`` (the knowledge split).
     * ``render_mode``: ``None``, ``"ansi"`` or ``"human"``.
 
     ## Version History
@@ -476,8 +521,12 @@ class LabEnv(TextEnv):
       substance and the thermometer where it has not looked yet instead of going straight
       to them (it opened the one closed fixture that held the substance, and walked to the
       room of the thermometer, before the agent could know either); about 0.06 steps more
-      per episode on average.
+      per episode on average. Then the knowledge split ``novel`` (train and test
+      instances unchanged).
     """
+
+    knowledge_split = KNOWLEDGE_SPLIT
+    knowledge_entities = NOVEL_ENTITIES
 
     def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
         super().__init__(split, render_mode)
@@ -500,7 +549,7 @@ class LabEnv(TextEnv):
         def shuffled(seq: Any) -> list:
             return [seq[int(i)] for i in rng.permutation(len(seq))]
 
-        family = pick(FAMILIES)
+        family = pick(_FAMILIES_OF[self.split])
         key = pick(_SPLIT_COMPS[self.split][family])
         b = _Builder()
 

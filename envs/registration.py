@@ -11,7 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.contract import check_split
+from envs.contract import KNOWLEDGE_SPLIT, SPLITS, check_split, env_splits
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+-v\d+$")
 
@@ -118,12 +118,20 @@ def env_info(env_id: str) -> EnvInfo:
 
 
 def make(env_id: str, split: str = "train", **kwargs: Any) -> gym.Env:
-    """Make a registered env on ``split`` (``"train"`` or ``"test"``).
+    """Make a registered env on ``split``: ``"train"``, ``"test"``, or ``"novel"`` for an env
+    that declares a knowledge split (see :mod:`envs.contract`).
 
     Accepts Gymnasium's ``module:id`` form. Returns the env wrapped in Gymnasium's
     ``TimeLimit`` (the registered step cap); the contract methods (``expert_action``,
     ``get_state``, ``set_state``) live on ``env.unwrapped``.
     """
     env_id = resolve_id(env_id)
-    check_split(split)
-    return gym.make(env_id, split=split, **kwargs)
+    check_split(split, (*SPLITS, KNOWLEDGE_SPLIT))
+    env = gym.make(env_id, split=split, **kwargs)
+    if split not in env_splits(env):
+        # an env that takes any split (a user's plain gymnasium.Env) but declares no such one
+        env.close()
+        raise ValueError(
+            f"{env_id} has no {split!r} split; its splits: {', '.join(env_splits(env))}"
+        )
+    return env

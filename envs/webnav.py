@@ -18,10 +18,11 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from envs.contract import TextEnv
+from envs.contract import KNOWLEDGE_SPLIT, TextEnv
 
 __all__ = [
     "FAMILIES",
+    "NOVEL_SLOTS",
     "VARIANTS",
     "Site",
     "Task",
@@ -119,6 +120,14 @@ TEST_SLOTS: dict[str, tuple[str, ...]] = {
     CANCEL_ORDER: ("item",),
     ASK_THREAD: ("author",),
     POST_REPLY: ("Photography", "Gaming"),
+}
+
+#: The knowledge split ``novel``'s slots: orders named by an item they contain (a product,
+#: which no train goal and no train expert command names; train shows products only on
+#: order pages). Asking is new; cancelling by item is the test split's too.
+NOVEL_SLOTS: dict[str, tuple[str, ...]] = {
+    ASK_ORDER: ("status by item", "date by item", "total by item"),
+    CANCEL_ORDER: ("item",),
 }
 
 Composition = tuple[str, str]  # (task family, slot)
@@ -294,6 +303,18 @@ _GOALS: dict[tuple[str, str], tuple[str, ...]] = {
         "How much did order #{n} cost in total?",
     ),
     (ASK_ORDER, "date"): ("On what date was order #{n} placed?", "When did I place order #{n}?"),
+    (ASK_ORDER, "status by item"): (
+        "What is the status of my order that contains the {i}?",
+        "Check the status of the order in which I bought the {i}.",
+    ),
+    (ASK_ORDER, "date by item"): (
+        "On what date did I order the {i}?",
+        "When did I place the order that contains the {i}?",
+    ),
+    (ASK_ORDER, "total by item"): (
+        "What is the total of my order that contains the {i}?",
+        "How much did the order with the {i} cost in total?",
+    ),
     (CANCEL_ORDER, "number"): ("Cancel order #{n}.", "Please cancel my order #{n}."),
     (CANCEL_ORDER, "item"): (
         "Cancel my order that contains the {i}.",
@@ -319,9 +340,12 @@ _GOALS: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 def compositions(split: str) -> tuple[Composition, ...]:
-    """The ``(task family, slot)`` compositions ``split`` generates (fixed; disjoint)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; expected one of train, test")
+    """The ``(task family, slot)`` compositions ``split`` generates (fixed; train and test
+    are disjoint; the knowledge split ``novel`` names orders by a product)."""
+    if split not in ("train", "test", "novel"):
+        raise ValueError(f"unknown split {split!r}; expected one of train, test, novel")
+    if split == "novel":
+        return tuple((fam, slot) for fam, slots in NOVEL_SLOTS.items() for slot in slots)
     return tuple(
         (fam, slot)
         for fam in FAMILIES
@@ -334,7 +358,7 @@ def goal_templates(comp: Composition) -> tuple[str, ...]:
     """The goal phrasings of a composition, with ``{f}`` (field), ``{v}`` (new value),
     ``{n}`` (order number), ``{i}`` (item), ``{t}`` (thread title), ``{m}`` (message)."""
     family, slot = comp
-    if slot not in SLOTS.get(family, ()):
+    if slot not in SLOTS.get(family, ()) + NOVEL_SLOTS.get(family, ()):
         raise ValueError(f"unknown composition {comp!r}")
     key = "" if family in (ASK_ADDRESS, UPDATE_ADDRESS, POST_REPLY) else slot
     return _GOALS[(family, key)]
@@ -348,11 +372,17 @@ def variant_names(split: str) -> tuple[str, ...]:
 
 _SLOTS_BY_SPLIT = {
     split: {fam: tuple(s for f, s in compositions(split) if f == fam) for fam in FAMILIES}
-    for split in ("train", "test")
+    for split in ("train", "test", "novel")
 }
+#: The families a split draws from (train and test: all, drawn as before the novel split).
+_FAMILIES_BY_SPLIT = {
+    split: tuple(f for f in FAMILIES if split != "novel" or f in NOVEL_SLOTS)
+    for split in _SLOTS_BY_SPLIT
+}
+#: The novel split's sites are the train split's variants: only the goals' names are new.
 _VARIANTS_BY_SPLIT = {
     split: tuple(v for v in VARIANTS if split == "test" or not v.test_only)
-    for split in ("train", "test")
+    for split in ("train", "test", "novel")
 }
 
 # --------------------------------------------------------------------------------------------
@@ -430,6 +460,11 @@ class Task:
     index: int  # address field, order or thread index
     value: str  # value to type (update / reply); "" for other families
     labels: tuple[str, ...]  # checklist keys; the last one is the success condition
+
+    @property
+    def by_item(self) -> bool:
+        """Whether the goal names its order by an item (which only the order's page shows)."""
+        return self.slot == "item" or self.slot.endswith(" by item")
 
     def __deepcopy__(self, memo: dict) -> Task:
         return self
@@ -568,6 +603,20 @@ class WebNavEnv(TextEnv):
     a thread, and replying in Photography or Gaming threads), and the ``modern`` site
     variant (other navigation, link and button labels) occurs only on the test split.
 
+    The knowledge split ``novel`` (``split="novel"``) is a second test split, the positive
+    control of learning from outcomes: its goals name what no goal of the train split and
+    no command of its expert's path names, but what its observations show: the 15
+    products (:data:`PRODUCTS`, the split's ``knowledge_entities``). Each goal names an
+    order by an item it contains (:data:`NOVEL_SLOTS`: ask for its status, its date or its
+    total, or cancel it; four compositions) on a train-variant site. On the train split
+    products show only on an order's own page ("Items: yoga mat, usb cable"), which the
+    order list links to: one branched click off the expert's path through the list (every
+    order task passes it) shows an order's items; each product is seen so in about a fifth
+    of the train instances. What a novel goal needs that
+    demonstrations never show is which page lists which item: that an order's page, not
+    the list, shows what it contains, so an order named by an item is found by opening
+    orders. The train and test splits are unchanged by it.
+
     The expert (:meth:`expert_action`) acts on what the agent can know: the goal, the
     site's navigation (which section an address, an order number or a thread title is
     in; a thread's title names its forum's topic) and what the pages it has opened showed.
@@ -644,7 +693,7 @@ class WebNavEnv(TextEnv):
 
     ## Arguments
 
-    * ``split``: ``"train"`` or ``"test"``.
+    * ``split``: ``"train"``, ``"test"`` or ``"novel"`` (the knowledge split).
     * ``render_mode``: ``None``, ``"ansi"`` or ``"human"``.
 
     ## Version History
@@ -652,8 +701,12 @@ class WebNavEnv(TextEnv):
     * v0: initial release. Later in v0 (issue 16): the expert searches the orders for one
       named by an item instead of going straight to it (it knew which order held the
       item before the agent could); every other task, and so every train-split
-      demonstration, is unchanged.
+      demonstration, is unchanged. Then the knowledge split ``novel`` (train and test
+      instances unchanged).
     """
+
+    knowledge_split = KNOWLEDGE_SPLIT
+    knowledge_entities = tuple(PRODUCTS)
 
     def __init__(self, split: str = "train", render_mode: str | None = None) -> None:
         super().__init__(split, render_mode)
@@ -670,7 +723,7 @@ class WebNavEnv(TextEnv):
             return [seq[int(i)] for i in rng.permutation(len(seq))[:k]]
 
         v = pick(_VARIANTS_BY_SPLIT[self.split])
-        family = pick(FAMILIES)
+        family = pick(_FAMILIES_BY_SPLIT[self.split])
         slot = pick(_SLOTS_BY_SPLIT[self.split][family])
         first = pick(FIRST_NAMES)
         user = f"{first} {pick(LAST_NAMES)}"
@@ -956,7 +1009,9 @@ class WebNavEnv(TextEnv):
             return w.address[t.index]
         if t.family == ASK_ORDER:
             o = w.site.orders[t.index]
-            return {"status": w.status[t.index], "total": o.total, "date": o.date}[t.slot]
+            # "status", or "status by item" (the knowledge split)
+            what = t.slot.partition(" ")[0]
+            return {"status": w.status[t.index], "total": o.total, "date": o.date}[what]
         thread = w.site.threads[t.index]
         if t.slot == "author":
             return thread.author
@@ -997,7 +1052,7 @@ class WebNavEnv(TextEnv):
         then the first order in the list whose page the agent has not opened."""
         w = self.world
         t = w.task
-        if not (t.family == CANCEL_ORDER and t.slot == "item") or w.visited >> t.page & 1:
+        if not t.by_item or w.visited >> t.page & 1:
             return t.page
         first = 5 + len(w.site.forums) + len(w.site.threads)
         return next(
