@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envs import ContractError, check_env, register
+from envs import ContractError, check_env, make, register
 from tests.envs.toy_env import CorridorEnv
 
 
@@ -77,3 +77,10 @@ def test_checker_catches_split_leak() -> None:
     register("toy/SplitLeak-v0", f"{__name__}:SameTestInstances", max_episode_steps=30)
     with pytest.raises(ContractError, match="splits"):
         check_env("toy/SplitLeak-v0", instances=10)
+
+
+def test_knowledge_check_only_where_a_knowledge_split_is_declared() -> None:
+    # the knowledge split's own checks: tests/envs/test_knowledge_split.py
+    assert check_env("toy/Corridor-v0", instances=5)[-1] == "test instances are not train instances"
+    with pytest.raises(ValueError, match="unknown split 'novel'; expected one of train, test"):
+        make("toy/Corridor-v0", split="novel")

@@ -172,6 +172,20 @@ def test_a_setting_without_a_knowledge_split_refuses_novel() -> None:
         envs.make("earlyexp/Lab-v0", split="dev")
 
 
+class AnySplit(gym.Env):
+    """A user's plain env that takes any split without checking it."""
+
+    def __init__(self, split: str = "train") -> None:
+        self.split = split
+
+
+def test_make_refuses_novel_for_a_plain_env_that_declares_none() -> None:
+    register("toy/AnySplit-v0", f"{__name__}:AnySplit", max_episode_steps=5, family="toy")
+    assert envs.make("toy/AnySplit-v0", split="test").unwrapped.split == "test"
+    with pytest.raises(ValueError, match="toy/AnySplit-v0 has no 'novel' split; its splits"):
+        envs.make("toy/AnySplit-v0", split=KNOWLEDGE_SPLIT)
+
+
 def test_names_entity_matches_whole_words() -> None:
     assert names_entity("Your task is to melt frozen soup.", "soup")
     assert names_entity("Cancel the order with the Yoga Mat.", "yoga mat")
