@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -108,6 +108,16 @@ class Profile:
     """The report compares every other learner with this one."""
     compare: tuple[str, ...] = ()
     """The learners the report's headline compares with the baseline (empty: all others)."""
+    focus: tuple[str, ...] = ()
+    """The settings where every learner runs; elsewhere only the baseline does (empty:
+    every learner everywhere). Lets a profile measure the baseline on every setting and
+    spend the comparison's compute where it is powered."""
+
+    def learners_at(self, env_id: str, learners: Sequence[str]) -> list[str]:
+        """Those of ``learners`` that run on ``env_id`` (see :attr:`focus`)."""
+        if not self.focus or env_id in self.focus:
+            return list(learners)
+        return [name for name in learners if name == self.baseline]
 
 
 _SMALL_TEXTWORLD = {
@@ -252,7 +262,7 @@ def plan(profile: Profile, env_ids: list[str], learners: list[str]) -> tuple[lis
     second: list[dict] = []
     for env_id in env_ids:
         for seed in profile.seeds:
-            for name in learners:
+            for name in profile.learners_at(env_id, learners):
                 learner = get_learner(name)
                 if learner.needs_demos:
                     first += [run_spec(profile, env_id, name, seed, b) for b in profile.budgets]
@@ -448,18 +458,19 @@ def prepare_all(
     resolved = [resolve_id(env_id) for env_id in env_ids]
     names = list(env_ids) + list(learners)
     imports = tuple(sorted({name.split(":")[0] for name in names if ":" in name}))
-    configs = [
-        (learner, learner_config(profile, resolved[0], learner, seed=0))
-        for learner in map(get_learner, learners)
-    ]
-    rollout_ks = {
-        config.k
-        for learner, config in configs
-        if learner.needs_rollouts and _shares_rollouts(config)
+    configs = {
+        name: (get_learner(name), learner_config(profile, resolved[0], get_learner(name), seed=0))
+        for name in learners
     }
-    eval_episodes = max(config.eval_episodes for _, config in configs)
+
+    def rollout_ks(env_id: str) -> set[str]:
+        # Uniform rollouts are collected only where a learner that shares them runs.
+        chosen = [configs[name] for name in profile.learners_at(env_id, learners)]
+        return {c.k for learner, c in chosen if learner.needs_rollouts and _shares_rollouts(c)}
+
+    eval_episodes = max(config.eval_episodes for _, config in configs.values())
     expert = {
-        env_id: prepare(profile, env_id, results_dir, rollout_ks, eval_episodes)
+        env_id: prepare(profile, env_id, results_dir, rollout_ks(env_id), eval_episodes)
         for env_id in progress_bar(
             resolved, desc="preparing demos", disable=not progress, leave=False
         )
@@ -633,7 +644,8 @@ def customize(
         if profile.rl_budget not in changes["budgets"]:
             changes["rl_budget"] = changes["budgets"][0]
     if settings:
-        changes["settings"] = tuple(settings)
+        # Settings chosen by hand: every selected learner runs on each of them.
+        changes.update(settings=tuple(settings), focus=())
     if learners:
         changes["learners"] = tuple(learners)
     if values:
