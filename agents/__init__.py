@@ -1,5 +1,5 @@
 """earlyexp agents: the hashing tokenizer, state/command featurization, the policy model and
-the Agent that acts, saves and loads.
+the Agent that acts, saves and loads; the language-model agent (LMAgent, the ``lm`` extra).
 
 Works on the env contract's strings only; it imports no setting.
 """
@@ -15,6 +15,8 @@ from agents.agent import (
     resolve_device,
 )
 from agents.features import collate, encode_action, encode_state
+from agents.lm import GenerationPolicy, LMAgent, LMConfig, load_agent
+from agents.lm_text import MissingExtraError
 from agents.model import (
     MASKED_LOGIT,
     WORLD_MODEL_CHANNELS,
@@ -35,7 +37,11 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "Encoding",
+    "GenerationPolicy",
     "HashingTokenizer",
+    "LMAgent",
+    "LMConfig",
+    "MissingExtraError",
     "ModelConfig",
     "PolicyModel",
     "autocast",
@@ -43,5 +49,6 @@ __all__ = [
     "count_parameters",
     "encode_action",
     "encode_state",
+    "load_agent",
     "resolve_device",
 ]

@@ -8,7 +8,9 @@ A bad value is a ``ValueError`` naming every problem at once.
 
 The CLI, the docs, the logged config table and a results row's reproducing command all come
 from the dataclass itself: each field is a ``--flag`` of ``earlyexp train``, and the model
-architecture (:class:`agents.ModelConfig`) is one flag group shared by every learner.
+architecture (:class:`agents.ModelConfig`) is one flag group shared by every learner;
+``--agent lm`` and the ``--lm-*`` group (:class:`agents.LMConfig`) make ``model`` a
+language-model agent instead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import types
 from collections.abc import Iterable, Sequence
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from agents import DEVICE_CHOICES, DEVICE_NAME, ModelConfig
+from agents import DEVICE_CHOICES, DEVICE_NAME, LMConfig, ModelConfig
 
 
 def option(
@@ -70,13 +72,15 @@ class RunConfig:
         f"where the model trains and acts: {DEVICE_CHOICES} (auto: a GPU when there is one; "
         "on a GPU with bf16 autocast)",
     )
-    model: ModelConfig | None = option(
-        None, "architecture of a fresh agent (the model flag group); None = ModelConfig()"
+    model: ModelConfig | LMConfig | None = option(
+        None,
+        "a fresh agent: the model flag group (a ModelConfig), or a language-model agent "
+        "(--agent lm and the lm flag group: an LMConfig); None = ModelConfig()",
     )
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):  # from JSON (a results row, a profile)
-            self.model = ModelConfig(**self.model)
+            self.model = model_config(self.model)
         problems = self.problems()
         if problems:
             raise ValueError(f"invalid {type(self).__name__}: " + "; ".join(problems))
@@ -102,6 +106,12 @@ class RunConfig:
         if isinstance(self.device, str) and not DEVICE_NAME.fullmatch(self.device):
             problems.append(f"unknown device {self.device!r}; use {DEVICE_CHOICES}")
         return problems
+
+
+def model_config(values: dict[str, Any]) -> ModelConfig | LMConfig:
+    """The ``model`` value of a config from its JSON: an LMConfig when it names a language
+    model (its ``model`` key), else a ModelConfig."""
+    return LMConfig(**values) if "model" in values else ModelConfig(**values)
 
 
 def _has_type(value: Any, kind: Any) -> bool:
@@ -166,6 +176,10 @@ def config_fields(config_type: type) -> set[str]:
 
 #: The model flag group: every ModelConfig field is a flag of every learner.
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+#: The lm flag group: every LMConfig field is a flag ``--lm-<field>`` of every learner.
+LM_FIELDS = tuple(f.name for f in dataclasses.fields(LMConfig))
+#: ``--agent``: which agent a fresh run trains.
+AGENTS = ("model", "lm")
 
 
 def add_learner_arguments(
@@ -188,7 +202,7 @@ def add_learner_arguments(
             if field.name not in skip:
                 entry = (learner, hints[field.name], field, docs.get(field.name, ""))
                 seen.setdefault(field.name, []).append(entry)
-    clash = sorted(set(seen) & set(MODEL_FIELDS))
+    clash = sorted(set(seen) & {*MODEL_FIELDS, "agent", *(f"lm_{name}" for name in LM_FIELDS)})
     if clash:
         raise ValueError(f"learner config fields {clash} clash with the model's flags")
     for name, owners in seen.items():
@@ -208,10 +222,27 @@ def add_learner_arguments(
     group = parser.add_argument_group(
         "model", "architecture of a fresh agent (agents.ModelConfig); every learner takes these"
     )
+    group.add_argument(
+        "--agent",
+        choices=AGENTS,
+        default=argparse.SUPPRESS,
+        help="model: the policy model of these flags (default); lm: a language-model agent, "
+        "configured by the lm flags",
+    )
     hints, docs = get_type_hints(ModelConfig), field_help(ModelConfig)
     for field in dataclasses.fields(ModelConfig):
         help_text = f"{docs.get(field.name, '')} (default: {field.default})"
         _add(group, field.name, hints[field.name], help_text)
+
+    group = parser.add_argument_group(
+        "lm",
+        "a language-model agent (agents.LMConfig; with --agent lm, every learner that "
+        "trains one: bc, bc-short)",
+    )
+    hints, docs = get_type_hints(LMConfig), field_help(LMConfig)
+    for field in dataclasses.fields(LMConfig):
+        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        _add(group, f"lm_{field.name}", hints[field.name], help_text)
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -265,14 +296,31 @@ def _json_object(text: str) -> dict:
 
 def values_from_args(config_type: type, args: argparse.Namespace) -> dict[str, Any]:
     """The config values the user gave as flags (absent flags are left to the learner's
-    defaults); any model flag makes the ``model`` value."""
+    defaults); any model flag makes the ``model`` value, and so does ``--agent lm`` with
+    the lm flags.
+
+    Raises:
+        ValueError: lm flags without ``--agent lm``, or model flags with it.
+    """
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_type)
         if f.name != "model" and hasattr(args, f.name)
     }
     model = {name: getattr(args, name) for name in MODEL_FIELDS if hasattr(args, name)}
-    if model:
+    lm = {name: getattr(args, f"lm_{name}") for name in LM_FIELDS if hasattr(args, f"lm_{name}")}
+    if getattr(args, "agent", "model") == "lm":
+        if model:
+            flags = ", ".join(flag(name) for name in model)
+            raise ValueError(
+                f"{flags}: flags of the policy model; the language-model agent (--agent lm) "
+                "takes the --lm-* flags"
+            )
+        values["model"] = LMConfig(**lm)
+    elif lm:
+        flags = ", ".join(flag(f"lm_{name}") for name in lm)
+        raise ValueError(f"{flags}: flags of the language-model agent; add --agent lm")
+    elif model:
         values["model"] = ModelConfig(**model)
     return values
 
@@ -304,13 +352,21 @@ def parse_value(config_type: type, name: str, text: str) -> Any:
 def command_line(config: RunConfig, defaults: RunConfig) -> str:
     """The ``earlyexp train`` command that rebuilds ``config``: every field that differs from
     ``defaults`` (the learner's registered defaults), and the model flags that differ from
-    ``ModelConfig()``."""
+    ``ModelConfig()`` (for a language-model agent: ``--agent lm`` and the lm flags that
+    differ from ``LMConfig()``)."""
     words = ["earlyexp", "train", config.env_id, "--learner", config.learner]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if field.name in _NOT_IN_COMMAND or value == getattr(defaults, field.name):
             continue
         words += _flag_words(field.name, value)
+    if isinstance(config.model, LMConfig):
+        words += ["--agent", "lm"]
+        for field in dataclasses.fields(LMConfig):
+            value = getattr(config.model, field.name)
+            if value != field.default:
+                words += _flag_words(f"lm_{field.name}", value)
+        return shlex.join(words)
     model = config.model if config.model is not None else ModelConfig()
     for field in dataclasses.fields(ModelConfig):
         value = getattr(model, field.name)

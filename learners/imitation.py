@@ -10,7 +10,7 @@ evaluate on the test split beside a random policy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, collate
+from agents import Agent, LMAgent, collate
 from envs import make
 from learners.config import RunConfig, option
 from learners.data import (
@@ -80,8 +80,29 @@ def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[li
 PolicyLoss = Callable[[Agent, list[Decision]], tuple[torch.Tensor, dict[str, float]]]
 
 
-def policy_nll(agent: Agent, decisions: list[Decision]) -> torch.Tensor:
-    """Mean negative log-likelihood of the expert's commands under the policy."""
+def encode_for(agent: Agent | LMAgent, episodes: Iterable[Episode]) -> Iterator[Decision]:
+    """:func:`learners.data.encode_decisions`; for a language-model agent, each decision's
+    ``state`` is its prompt and its candidates are the commands as the model writes them."""
+    if not isinstance(agent, LMAgent):
+        yield from encode_decisions(agent, episodes)
+        return
+    for episode in episodes:
+        history: list[tuple[str, str]] = []
+        for step in episode.steps:
+            yield Decision(
+                agent.encode_prompt(episode.goal, step.text, history, step.admissible),
+                [agent.encode_command(a) for a in step.admissible],
+                step.admissible.index(step.action),
+            )
+            history.append((step.text, step.executed))
+
+
+def policy_nll(agent: Agent | LMAgent, decisions: list[Decision]) -> torch.Tensor:
+    """Mean negative log-likelihood of the expert's commands under the policy (a language-
+    model agent: of their tokens given the prompt, the supervised fine-tuning loss)."""
+    if isinstance(agent, LMAgent):
+        targets = [d.candidates[d.target] for d in decisions]
+        return agent.command_nll([d.state for d in decisions], targets)
     device = agent.device
     batch = collate([d.state for d in decisions], [d.candidates for d in decisions], device)
     logits, _ = agent.model(batch)
@@ -99,9 +120,16 @@ def state_length(item: Any) -> int:
 def validate(
     agent: Agent, decisions: Sequence[Decision], batch_size: int = 256
 ) -> tuple[float, float]:
-    """Validation NLL and accuracy (argmax equals the expert's command)."""
+    """Validation NLL and accuracy (argmax equals the expert's command); a language-model
+    agent's logits are its ranking scores (summed log-likelihoods of the commands)."""
     agent.model.eval()
     total_nll, correct = 0.0, 0
+    if isinstance(agent, LMAgent):
+        for d in decisions:
+            scores = agent.score(d.state, d.candidates)
+            total_nll -= float(torch.from_numpy(scores).log_softmax(-1)[d.target])
+            correct += int(np.argmax(scores)) == d.target
+        return total_nll / len(decisions), correct / len(decisions)
     for i in range(0, len(decisions), batch_size):
         chunk = decisions[i : i + batch_size]
         batch = collate([d.state for d in chunk], [d.candidates for d in chunk], agent.device)
@@ -142,7 +170,9 @@ def behaviour_cloning(
         if loss is not None:
             return loss(agent, chunk)
         nll = policy_nll(agent, chunk)
-        return nll, {"losses/bc_nll": nll.item()}
+        # A language model's loss is per command token: another meaning, another name.
+        tag = "losses/bc_token_nll" if isinstance(agent, LMAgent) else "losses/bc_nll"
+        return nll, {tag: nll.item()}
 
     def validation() -> dict[str, float]:
         nll, accuracy = validate(agent, val)
@@ -183,8 +213,8 @@ def behaviour_cloning(
 def train_bc(config: BCConfig) -> dict[str, Any]:
     """Run behaviour cloning end to end; write ``agent.pt`` and ``metrics.json`` to ``config.out``."""
     with Run(config) as run:
-        dataset, agent, train_eps, val = load_demos(run)
-        train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
+        dataset, agent, train_eps, val = load_demos(run, language_model=True)
+        train = TokenStore(Decision, encode_for(agent, train_eps), config.out)
         fit = fit_policy(agent, train, val, config, run.writer)
         metrics = {**demo_metrics(dataset), **fit}
         return run.finish(agent, metrics, step=fit["updates"], env_kwargs=dataset.env_kwargs)
@@ -276,16 +306,19 @@ def train_dagger(config: DAggerConfig) -> dict[str, Any]:
         return run.finish(agent, metrics, step=updates, env_kwargs=dataset.env_kwargs)
 
 
-def load_demos(run: Run) -> tuple[Dataset, Agent, list[Episode], TokenStore[Decision]]:
+def load_demos(
+    run: Run, language_model: bool = False
+) -> tuple[Dataset, Agent, list[Episode], TokenStore[Decision]]:
     """Load the demo budget of ``run.config``, build the run's fresh agent, and hold out
-    validation episodes (their decisions tokenized into a store on disk, in ``config.out``)."""
+    validation episodes (their decisions tokenized into a store on disk, in ``config.out``).
+    ``language_model``: the learner trains a language-model agent too (``--agent lm``)."""
     config = run.config
     dataset = load_dataset(config.demos, env_id=config.env_id)
     if config.episodes is not None:
         dataset = dataset.subset(config.episodes)
-    agent = run.new_agent()
+    agent = run.new_agent(language_model=language_model, env_kwargs=dataset.env_kwargs)
     train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
-    val = TokenStore(Decision, encode_decisions(agent, val_eps), config.out)
+    val = TokenStore(Decision, encode_for(agent, val_eps), config.out)
     return dataset, agent, train_eps, val
 
 

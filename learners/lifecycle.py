@@ -29,10 +29,29 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, AgentConfig, ModelConfig, resolve_device
+from agents import (
+    Agent,
+    AgentConfig,
+    GenerationPolicy,
+    LMAgent,
+    LMConfig,
+    ModelConfig,
+    resolve_device,
+)
 from agents.files import atomic_write
+from agents.lm import new_lm_agent
 from learners.config import RunConfig
-from learners.evaluate import EvalResult, evaluate_agent
+from learners.evaluate import (
+    EVAL_SEED,
+    AgentPolicy,
+    EvalResult,
+    RandomPolicy,
+    evaluate,
+    evaluate_agent,
+)
+
+#: Learners that train the language-model agent (``--agent lm``); the others refuse it.
+LM_LEARNERS = ("bc", "bc-short")
 
 
 def run_name(env_id: str, learner: str, seed: int) -> str:
@@ -84,10 +103,49 @@ def flat_config(config: RunConfig) -> dict[str, Any]:
     return flat
 
 
-def new_agent(config: RunConfig) -> Agent:
-    """A fresh agent of ``config.model`` (None: the default), weights seeded by ``config.seed``."""
+def new_agent(
+    config: RunConfig,
+    *,
+    language_model: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Agent | LMAgent:
+    """A fresh agent of ``config.model`` (None: the default), weights seeded by ``config.seed``.
+
+    An :class:`agents.LMConfig` makes a language-model agent (a tiny one's tokenizer trained
+    on ``config.env_id``'s train split, made with ``env_kwargs``), for a learner that trains
+    one and says so with ``language_model=True``; for any other it is an error.
+    """
+    if isinstance(config.model, LMConfig):
+        if not language_model:
+            raise ValueError(
+                f"learner {config.learner!r} does not train the language-model agent "
+                f"(--agent lm) yet; learners that do: {', '.join(LM_LEARNERS)}"
+            )
+        return new_lm_agent(config.model, config.seed, config.env_id, env_kwargs)
     model = config.model if config.model is not None else ModelConfig()
     return Agent(AgentConfig(model=model), seed=config.seed)
+
+
+def evaluate_run_agent(
+    agent: Agent | LMAgent, env_id: str, *, seed: int = EVAL_SEED, **common: Any
+) -> dict[str, EvalResult]:
+    """:func:`learners.evaluate.evaluate_agent`; for a language-model agent that generates,
+    its generated commands greedy and sampled (an inadmissible one is a step the env
+    rejects), the same model ranking the admissible commands greedily (``ranked``), and
+    the random policy, on the same instances."""
+    if not (isinstance(agent, LMAgent) and agent.config.acting == "generate"):
+        return evaluate_agent(agent, env_id, seed=seed, **common)
+    common["seed"] = seed
+    return {
+        "greedy": evaluate(
+            GenerationPolicy(agent, True, seed), env_id, desc="eval greedy", **common
+        ),
+        "sampled": evaluate(
+            GenerationPolicy(agent, False, seed), env_id, desc="eval sampled", **common
+        ),
+        "ranked": evaluate(AgentPolicy(agent, True, seed), env_id, desc="eval ranked", **common),
+        "random": evaluate(RandomPolicy(seed), env_id, desc="eval random", **common),
+    }
 
 
 class Run:
@@ -118,14 +176,18 @@ class Run:
     def __exit__(self, *exc: Any) -> None:
         self.writer.close()
 
-    def new_agent(self) -> Agent:
+    def new_agent(
+        self, *, language_model: bool = False, env_kwargs: dict[str, Any] | None = None
+    ) -> Agent | LMAgent:
         """A fresh agent of the config's architecture, its weights seeded by ``config.seed``,
-        on the run's device."""
-        return new_agent(self.config).to(self.device)
+        on the run's device (:func:`new_agent`: ``language_model=True`` from a learner that
+        trains the language-model agent)."""
+        agent = new_agent(self.config, language_model=language_model, env_kwargs=env_kwargs)
+        return agent.to(self.device)
 
     def finish(
         self,
-        agent: Agent,
+        agent: Agent | LMAgent,
         metrics: dict[str, Any],
         *,
         step: int,
@@ -149,7 +211,7 @@ class Run:
         agent.save(self.out / "agent.pt", meta=metrics)
         if config.eval_episodes > 0:
             if evaluation is None:
-                evaluation = evaluate_agent(
+                evaluation = evaluate_run_agent(
                     agent,
                     config.env_id,
                     episodes=config.eval_episodes,
