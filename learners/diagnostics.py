@@ -1,0 +1,1119 @@
+"""Diagnostics that explain an early-experience result (issue 16, item 7).
+
+Two questions, each with a command-line entry (``python -m learners.diagnostics``):
+
+**Does the world model know what a command reveals?** (``wm``) A world-model head can score
+a high next-observation token F1 by re-predicting what the state already says ("You arrive
+at", the receptacle's name, the room) and what the command's verb fixes. What early
+experience could teach beyond imitation is in the other tokens: what opening a container,
+arriving somewhere or examining something *shows*. So:
+
+* A transition ``(state, command, next observation)`` *reveals* the tokens of the next
+  observation that are in neither the state's text (the goal, the current observation and
+  the whole episode so far: every past observation and command) nor the command
+  (:func:`revealed_tokens`). Only commands whose purpose is to look count
+  (:func:`reveal_class`): a generic rule by verb (``go``/``click``/``go_back``/``move``/
+  ``turn``/``search`` arrive somewhere, ``open``/``toggle`` open something, ``examine``/
+  ``inspect``/``read`` and tool look-ups (``get_``, ``find_``, ``list_``) examine,
+  ``look`` looks), with per-setting overrides where a verb means something else there
+  (:data:`REVEAL_OVERRIDES`: Lab's ``use thermometer on X`` examines, Household's ``use``
+  switches a lamp; a web click on a cancel or buy button changes the site, it does not
+  navigate). Token sets are in the agent's hashed id space, as the head predicts them.
+* The head's *revealed-token F1* on held-out branched transitions (the rollouts of the
+  validation episodes, the same split the run validated its world model on): the head's
+  predicted next observation minus the state's and the command's tokens, against the
+  revealed tokens. Micro F1 pools hits over transitions (nothing revealed and nothing
+  predicted costs nothing); macro F1 averages over the transitions that revealed something.
+* The **count-table baseline** (:class:`CountTable`), fitted on the training episodes'
+  revealing transitions: for a command it backs off from the command's exact tokens
+  (``open fridge 1``) to its tokens without numbers (``open fridge``) to its verb alone
+  (``open``), taking the most specific key seen at least ``min_count`` times in training,
+  and predicts every token that that key revealed in at least a fraction ``threshold`` of
+  its training transitions ("what opening a fridge revealed most often in training"),
+  minus the tokens already in the state. ``threshold`` (0.05 to 0.95) and ``min_count``
+  (1, 2, 3, 5) are chosen by two-fold cross-fitting over the training episodes (fit on
+  one half, micro F1 on the other, both ways), then the table is refitted on all of them.
+  It knows nothing of the state but what it subtracts: a head that does not beat it has
+  not learned anything about *this* state that a lookup of the command could not give.
+* For context: the head's F1 on the whole next observation and copying the current
+  observation's (as ``validate_world_model`` computes them, the mean over transitions;
+  over every validation transition it equals the run's ``wm_final_val_f1``), and the share
+  of a next observation's tokens that are revealed.
+
+**Why do a policy's test episodes fail?** (``failures``) Each test episode is played with
+the env's expert asked, at every state, what it would do (the contract's
+``expert_action`` works from any reachable state), and every failed episode gets exactly
+one primary category, the first of this precedence that applies (:func:`classify`):
+
+1. ``wrong answer``: the episode ended in failure (terminated without success) on an
+   answer command (Lab's ``focus on``, WebNav's ``answer[...]``, Shop's buy button,
+   Tools' ``respond``/``transfer``): the env judged an answer wrong.
+2. ``wrong transformation``: a transformation command (Household's clean/heat/cool and
+   lamp switch, Lab's activate/mix/connect/close, WebNav's ``type``/``submit``/cancel,
+   Cooking's cook/cut, grids' ``toggle``) that the expert would not have given there and
+   that advanced no checklist item (heated an apple the goal wants cool, typed the wrong
+   value, turned the lamp off), or a transformation on which the episode ended in failure.
+3. ``wrong placement``: a placement (``put``/``insert``/``drop``) the expert would not
+   have made, that advanced no checklist item, of the goal's object: the object's words
+   (or, for a container, the contents an observation showed in it) name something the goal
+   names. The evidence says whether the destination was named in the goal (the object was
+   not ready, e.g. put in the fridge before it was cooled) or not (a wrong destination).
+4. ``loop``: the agent chose the same command from the same observation ``loop_threshold``
+   (3) times or more, where the expert would have done something else (the expert's own
+   repeated ``wait`` while a freezer works is no loop).
+5. ``search order``: the agent never observed what the task needs: the goal's object (as
+   many instances as the task needs, and the lamp of a look-at-in-light task) in
+   Household; the task's substance (and the thermometer for a measurement), both
+   ingredient paints, the component or the seed in Lab; the page of any checklist item
+   that starts with "visited" (WebNav). Only these are decided; whether an agent that did
+   find it searched in a bad *order* is not (no env exposes an order to compare with
+   beyond its expert's, and a different order is not a wrong one).
+6. ``ran out of steps``: none of the above, and the registered step cap truncated it.
+7. ``other``: none of the above (e.g. an unrecoverable failure on a search command).
+
+What is *not* decided, honestly: "the expert would not have given it" compares with one
+expert, so an equivalent alternative (heating in the second microwave) counts as a
+deviation; the checklist rule ("advanced no checklist item") keeps such a command out of
+the wrong categories only when it did advance the checklist, which an equivalent first
+step of a longer plan may not (Lab's circuit wiring in another order). Placement relevance
+is by words: Lab's ``put water in flower pot 1`` for a plant goal is not the goal's object
+(water is not named), and grid worlds' ``drop`` names no object, so wrong placement is
+never decided there. Search order is undecided (counted as not applying) in Cooking, Shop,
+Tools and the grids, whose info exposes nothing to tell whether the agent found the
+target. Every flag that applies is reported beside the primary category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents import Agent, collate
+from agents.tokenizer import HashingTokenizer
+from envs import make, resolve_id
+from learners.data import Dataset, load_dataset
+from learners.evaluate import EVAL_SEED
+from learners.imitation import split_episodes
+from learners.rollouts import BranchedState, load_rollouts
+from learners.world_model import encode_transition
+
+# --------------------------------------------------------------------------------------------
+# Command vocabularies
+# --------------------------------------------------------------------------------------------
+
+SEARCH, TAKE, TRANSFORM, PLACE, ANSWER, OTHER = (
+    "search",
+    "take",
+    "transform",
+    "place",
+    "answer",
+    "other",
+)
+#: What a command does, by its verb (the generic rule).
+VERB_KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("go", "open", "examine", "look", "click", "go_back", "search", "move", "turn"), SEARCH
+    ),
+    **dict.fromkeys(("inspect", "read", "check", "get", "find", "list"), SEARCH),
+    **dict.fromkeys(("take", "pick", "grab"), TAKE),
+    **dict.fromkeys(("clean", "heat", "cool", "cook", "chop", "slice", "dice"), TRANSFORM),
+    **dict.fromkeys(("prepare", "mix", "activate", "deactivate", "connect"), TRANSFORM),
+    **dict.fromkeys(("disconnect", "type", "submit", "toggle", "use", "close"), TRANSFORM),
+    **dict.fromkeys(("modify", "cancel", "return", "exchange", "update"), TRANSFORM),
+    **dict.fromkeys(("put", "drop", "insert", "place"), PLACE),
+    **dict.fromkeys(("answer", "focus", "respond", "transfer", "buy", "stop"), ANSWER),
+}
+#: Per-setting exceptions to :data:`VERB_KINDS` (setting name -> verb -> kind).
+KIND_OVERRIDES: dict[str, dict[str, str]] = {
+    "Household": {"close": OTHER, "use": TRANSFORM},  # ``use desklamp 1`` switches a lamp
+    "Lab": {"use": SEARCH, "close": TRANSFORM},  # measuring reads; a closed freezer cools
+}
+
+ARRIVE, OPEN, EXAMINE, LOOK = "arrive", "open", "examine", "look"
+#: Which commands reveal, by verb (the generic rule); a verb not listed reveals nothing.
+REVEAL_VERBS: dict[str, str] = {
+    **dict.fromkeys(("go", "click", "go_back", "move", "turn", "search"), ARRIVE),
+    **dict.fromkeys(("open", "toggle"), OPEN),
+    **dict.fromkeys(("examine", "inspect", "read", "check", "get", "find", "list"), EXAMINE),
+    "look": LOOK,
+}
+#: Per-setting exceptions to :data:`REVEAL_VERBS` (setting name -> verb -> class or None).
+REVEAL_OVERRIDES: dict[str, dict[str, str | None]] = {
+    "Lab": {"use": EXAMINE},  # ``use thermometer on X`` shows a temperature
+    "Household": {"use": None},  # ``use desklamp 1`` switches a lamp
+}
+#: Web buttons whose click changes the site (kind, reveal class) rather than navigating.
+_BUTTONS = (("cancel", TRANSFORM), ("buy", ANSWER), ("checkout", ANSWER))
+
+_VERB_RE = re.compile(r"[a-z_]+")
+
+
+def setting_name(env_id: str | None) -> str:
+    """``"earlyexp/Household-v0"`` -> ``"Household"`` (the key of the per-setting tables)."""
+    if not env_id:
+        return ""
+    return env_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1].split("-v")[0]
+
+
+def command_verb(command: str) -> str:
+    """The command's verb: its first word (``go to fridge 1`` -> ``go``, ``click[Orders]`` ->
+    ``click``), or a tool call's name up to its first underscore (``get_order_details(...)``
+    -> ``get``) when the whole name is not a known verb."""
+    match = _VERB_RE.match(command.strip().lower())
+    if match is None:
+        return ""
+    word = match.group(0)
+    if word in VERB_KINDS or word in REVEAL_VERBS or "_" not in word:
+        return word
+    return word.split("_", 1)[0]
+
+
+def _button(command: str) -> str | None:
+    """A web button's kind when ``command`` clicks one that changes the site."""
+    if not command.lower().startswith("click["):
+        return None
+    label = command.lower()
+    return next((kind for word, kind in _BUTTONS if word in label), None)
+
+
+def command_kind(command: str, env_id: str | None = None) -> str:
+    """What ``command`` does: search, take, transform, place, answer or other (see
+    :data:`VERB_KINDS` and :data:`KIND_OVERRIDES`)."""
+    button = _button(command)
+    if button is not None:
+        return button
+    verb = command_verb(command)
+    overrides = KIND_OVERRIDES.get(setting_name(env_id), {})
+    if verb in overrides:
+        return overrides[verb]
+    return VERB_KINDS.get(verb, OTHER)
+
+
+def reveal_class(command: str, env_id: str | None = None) -> str | None:
+    """How ``command`` reveals (arrive, open, examine, look), or None when its purpose is not
+    to look (see :data:`REVEAL_VERBS` and :data:`REVEAL_OVERRIDES`)."""
+    if _button(command) is not None:
+        return None
+    verb = command_verb(command)
+    overrides = REVEAL_OVERRIDES.get(setting_name(env_id), {})
+    if verb in overrides:
+        return overrides[verb]
+    return REVEAL_VERBS.get(verb)
+
+
+# --------------------------------------------------------------------------------------------
+# Revealed tokens and token F1
+# --------------------------------------------------------------------------------------------
+
+Tokenize = Callable[[str], Iterable[Any]]
+_WORDS = HashingTokenizer(vocab_size=1 << 16)
+
+
+def state_tokens(
+    goal: str,
+    text: str,
+    history: Sequence[tuple[str, str]],
+    command: str,
+    tokenize: Tokenize = _WORDS.tokenize,
+) -> set:
+    """Every token the agent has been shown or has said: the goal, the current observation,
+    each past observation and command, and the command now taken."""
+    tokens = set(tokenize(goal)) | set(tokenize(text)) | set(tokenize(command))
+    for past_text, past_command in history:
+        tokens |= set(tokenize(past_text)) | set(tokenize(past_command))
+    return tokens
+
+
+def revealed_tokens(
+    goal: str,
+    text: str,
+    history: Sequence[tuple[str, str]],
+    command: str,
+    next_text: str,
+    tokenize: Tokenize = _WORDS.tokenize,
+) -> set:
+    """The tokens of ``next_text`` that are in neither the state's text (``goal``, ``text``,
+    the ``history`` of ``(observation, command)`` pairs) nor ``command``: what acting showed.
+    Tokens are lowercased words (the default) or whatever ``tokenize`` returns (an agent's
+    ``tokenizer.token_ids``)."""
+    return set(tokenize(next_text)) - state_tokens(goal, text, history, command, tokenize)
+
+
+def token_f1(predicted: set, actual: set) -> float:
+    """Set F1 of ``predicted`` against ``actual``; 1.0 when both are empty."""
+    if not predicted and not actual:
+        return 1.0
+    return 2 * len(predicted & actual) / (len(predicted) + len(actual))
+
+
+@dataclass
+class F1Tally:
+    """Token-set F1 over many transitions: micro (hits pooled) and macro (the mean over the
+    transitions whose actual set is non-empty), with precision and recall (micro)."""
+
+    hits: int = 0
+    predicted: int = 0
+    actual: int = 0
+    scores: list[float] = field(default_factory=list)
+
+    def add(self, predicted: set, actual: set) -> None:
+        """Count one transition."""
+        self.hits += len(predicted & actual)
+        self.predicted += len(predicted)
+        self.actual += len(actual)
+        if actual:
+            self.scores.append(token_f1(predicted, actual))
+
+    @property
+    def precision(self) -> float:
+        """Pooled hits over pooled predictions (1.0 when nothing was predicted)."""
+        return self.hits / self.predicted if self.predicted else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Pooled hits over pooled actual tokens (1.0 when there were none)."""
+        return self.hits / self.actual if self.actual else 1.0
+
+    @property
+    def micro(self) -> float:
+        """F1 of the pooled counts (1.0 when nothing was predicted nor actual)."""
+        size = self.predicted + self.actual
+        return 2 * self.hits / size if size else 1.0
+
+    @property
+    def macro(self) -> float:
+        """Mean F1 over transitions with a non-empty actual set (NaN when there are none)."""
+        return float(np.mean(self.scores)) if self.scores else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The count-table baseline
+# --------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^\d+$")
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+MIN_COUNTS = (1, 2, 3, 5)
+
+
+def command_keys(command: str) -> tuple[tuple[str, ...], ...]:
+    """The count table's keys for ``command``, most specific first: its tokens, its tokens
+    without numbers, its verb."""
+    words = tuple(_WORDS.tokenize(command))
+    plain = tuple(w for w in words if not _NUMBER.match(w))
+    return (("=", *words), ("~", *plain), ("v", command_verb(command)))
+
+
+class CountTable:
+    """Predicts what a command reveals from what the same command revealed in training.
+
+    Args:
+        threshold: a token is predicted when the key revealed it in at least this fraction
+            of its training transitions.
+        min_count: the most specific key (see :func:`command_keys`) with at least this many
+            training transitions answers; none -> nothing predicted.
+    """
+
+    def __init__(self, threshold: float = 0.5, min_count: int = 1) -> None:
+        self.threshold, self.min_count = threshold, min_count
+        self.seen: Counter = Counter()
+        self.counts: dict[tuple[str, ...], Counter] = {}
+
+    def fit(self, items: Iterable[tuple[str, set]]) -> CountTable:
+        """Count ``(command, revealed tokens)`` pairs; returns the table."""
+        for command, revealed in items:
+            for key in command_keys(command):
+                self.seen[key] += 1
+                self.counts.setdefault(key, Counter()).update(revealed)
+        return self
+
+    def predict(self, command: str, exclude: set | frozenset = frozenset()) -> set:
+        """The tokens ``command`` is predicted to reveal, minus ``exclude`` (the state's)."""
+        for key in command_keys(command):
+            n = self.seen.get(key, 0)
+            if n >= self.min_count:
+                cut = self.threshold * n
+                return {t for t, c in self.counts[key].items() if c >= cut} - set(exclude)
+        return set()
+
+    @classmethod
+    def tuned(
+        cls,
+        items: Sequence[tuple[int, str, set, set]],
+        thresholds: Sequence[float] = THRESHOLDS,
+        min_counts: Sequence[int] = MIN_COUNTS,
+    ) -> CountTable:
+        """A table fitted on ``items`` (``(episode, command, state tokens, revealed)``) with
+        ``threshold`` and ``min_count`` chosen by two-fold cross-fitting over episodes (the
+        best micro F1 on the held-out fold, averaged over both; ties: the first in grid
+        order)."""
+        episodes = sorted({e for e, *_ in items})
+        half = set(episodes[::2])
+        folds = [[i for i in items if i[0] in half], [i for i in items if i[0] not in half]]
+        best, best_score = (thresholds[0], min_counts[0]), -1.0
+        for min_count in min_counts:
+            for threshold in thresholds:
+                scores = []
+                for fit_on, score_on in ((folds[0], folds[1]), (folds[1], folds[0])):
+                    if not fit_on or not score_on:
+                        continue
+                    table = cls(threshold, min_count).fit((c, r) for _, c, _, r in fit_on)
+                    tally = F1Tally()
+                    for _, command, state, revealed in score_on:
+                        tally.add(table.predict(command, state), revealed)
+                    scores.append(tally.micro)
+                score = float(np.mean(scores)) if scores else 0.0
+                if score > best_score:
+                    best, best_score = (threshold, min_count), score
+        return cls(*best).fit((c, r) for _, c, _, r in items)
+
+
+# --------------------------------------------------------------------------------------------
+# World-model report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Move:
+    """One branched transition, as the world-model report scores it."""
+
+    episode: int
+    command: str
+    reveal: str | None
+    state: set  # the state's and the command's token ids
+    current: set  # the current observation's token ids
+    next: set  # the next observation's token ids
+
+    @property
+    def revealed(self) -> set:
+        """The next observation's ids in neither the state nor the command."""
+        return self.next - self.state
+
+
+def moves_of(agent: Agent, dataset: Dataset, state: BranchedState, env_id: str) -> list[Move]:
+    """The expert's and the branched moves of ``state``, in the order of
+    :func:`learners.world_model.encode_transition` (the expert's first)."""
+    episode = dataset.episodes[state.episode]
+    step = episode.steps[state.step]
+    history = [(s.text, s.executed) for s in episode.steps[: state.step]]
+    ids = agent.tokenizer.token_ids
+    current = set(ids(step.text))
+    moves = []
+    for move in (state.expert, *state.branches):
+        seen = state_tokens(episode.goal, step.text, history, move.action, ids)
+        moves.append(
+            Move(
+                state.episode,
+                move.action,
+                reveal_class(move.action, env_id),
+                seen,
+                current,
+                set(ids(move.next_text)),
+            )
+        )
+    return moves
+
+
+@torch.no_grad()
+def head_predictions(
+    agent: Agent,
+    dataset: Dataset,
+    states: Sequence[BranchedState],
+    target: str,
+    batch_size: int = 16,
+) -> list[list[set]]:
+    """The world-model head's predicted next observation (token ids) of every move of every
+    state, as ``world_model_loss`` predicts it under ``target`` (``delta``: the current
+    observation minus what disappears, plus what appears; ``next``: channel 0)."""
+    agent.model.eval()
+    out: list[list[set]] = []
+    for i in range(0, len(states), batch_size):
+        chunk = [
+            encode_transition(agent, dataset.episodes[s.episode], s)
+            for s in states[i : i + batch_size]
+        ]
+        batch = collate([t.state for t in chunk], [t.candidates for t in chunk], agent.device)
+        logits = agent.model.world_model_logits(agent.model.encode(batch).z).float()
+        appear = (logits[..., 0, :] > 0).cpu()
+        disappear = (logits[..., 1, :] > 0).cpu()
+        for b, transitions in enumerate(chunk):
+            per_move = []
+            current = torch.zeros(logits.shape[-1], dtype=torch.bool)
+            current[transitions.current] = True
+            for a in range(len(transitions.candidates)):
+                if target == "next":
+                    predicted = appear[b, a]
+                else:
+                    predicted = (current & ~disappear[b, a]) | appear[b, a]
+                per_move.append(set(torch.nonzero(predicted).flatten().tolist()))
+            out.append(per_move)
+    return out
+
+
+@dataclass
+class WMRow:
+    """One row of the world-model table: a group of validation transitions."""
+
+    group: str
+    transitions: int = 0
+    revealing: int = 0  # transitions that revealed at least one token
+    revealed_share: list[float] = field(default_factory=list)
+    head: F1Tally = field(default_factory=F1Tally)
+    table: F1Tally = field(default_factory=F1Tally)
+    head_all: list[float] = field(default_factory=list)
+    copy_all: list[float] = field(default_factory=list)
+
+    def add(self, move: Move, predicted: set, table: set) -> None:
+        """Count one move: its revealed tokens against the head's and the table's new
+        tokens; its whole next observation against the head's and the copy's."""
+        revealed = move.revealed
+        self.transitions += 1
+        self.revealing += bool(revealed)
+        self.revealed_share.append(len(revealed) / len(move.next) if move.next else 0.0)
+        self.head.add(predicted - move.state, revealed)
+        self.table.add(table, revealed)
+        self.head_all.append(token_f1(predicted, move.next))
+        self.copy_all.append(token_f1(move.current, move.next))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row's numbers."""
+        return {
+            "group": self.group,
+            "transitions": self.transitions,
+            "revealing": self.revealing,
+            "revealed_share": _mean(self.revealed_share),
+            "head_revealed_precision": self.head.precision,
+            "head_revealed_recall": self.head.recall,
+            "head_revealed_f1": self.head.micro,
+            "head_revealed_macro_f1": self.head.macro,
+            "table_revealed_precision": self.table.precision,
+            "table_revealed_recall": self.table.recall,
+            "table_revealed_f1": self.table.micro,
+            "table_revealed_macro_f1": self.table.macro,
+            "head_all_f1": _mean(self.head_all),
+            "copy_all_f1": _mean(self.copy_all),
+        }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def world_model_report(
+    agent: Agent,
+    demos: str | Path,
+    rollouts: str | Path,
+    *,
+    episodes: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int | None = None,
+    target: str | None = None,
+) -> dict[str, Any]:
+    """The head of ``agent`` on the validation episodes' branched transitions beside the
+    count-table baseline fitted on the training episodes' (see the module docstring).
+
+    ``episodes``, ``seed`` and ``target`` default to what the run that trained ``agent``
+    stored in its checkpoint (``demo_episodes``, ``seed``, ``target``), so the split is the
+    run's own; ``val_fraction`` is BC's default (0.2) unless given.
+    """
+    meta = agent.meta
+    dataset = load_dataset(demos)
+    episodes = episodes if episodes is not None else meta.get("demo_episodes")
+    if episodes is not None and episodes < len(dataset.episodes):
+        dataset = dataset.subset(int(episodes))
+    seed = int(seed if seed is not None else meta.get("seed", 0))
+    target = target or meta.get("target", "delta")
+    train_eps, _ = split_episodes(dataset, val_fraction, seed)
+    train_seeds = {e.seed for e in train_eps}
+    env_id = dataset.env_id
+    train_items: list[tuple[int, str, set, set]] = []
+    val_states: list[BranchedState] = []
+    for state in load_rollouts(rollouts, dataset):
+        if dataset.episodes[state.episode].seed not in train_seeds:
+            val_states.append(state)
+            continue
+        for move in moves_of(agent, dataset, state, env_id):
+            if move.reveal is not None:
+                train_items.append((move.episode, move.command, move.state, move.revealed))
+    table = CountTable.tuned(train_items)
+    rows: dict[str, WMRow] = {}
+
+    def row(name: str) -> WMRow:
+        return rows.setdefault(name, WMRow(name))
+
+    for name in ("revealing commands", *(f"  {c}" for c in (ARRIVE, OPEN, EXAMINE, LOOK))):
+        row(name)
+    row("other commands")
+    row("all transitions")
+    predictions = head_predictions(agent, dataset, val_states, target)
+    for state, predicted in zip(val_states, predictions, strict=True):
+        for move, pred in zip(moves_of(agent, dataset, state, env_id), predicted, strict=True):
+            guess = table.predict(move.command, move.state) if move.reveal else set()
+            groups = ["all transitions"]
+            if move.reveal is None:
+                groups.append("other commands")
+            else:
+                groups += ["revealing commands", f"  {move.reveal}"]
+            for name in groups:
+                row(name).add(move, pred, guess)
+    return {
+        "env_id": env_id,
+        "agent_learner": meta.get("learner"),
+        "target": target,
+        "seed": seed,
+        "demo_episodes": len(dataset.episodes),
+        "val_episodes": len(dataset.episodes) - len(train_eps),
+        "table": {"threshold": table.threshold, "min_count": table.min_count},
+        "table_train_transitions": len(train_items),
+        "run_wm_final_val_f1": meta.get("wm_final_val_f1"),
+        "rows": [r.as_dict() for r in rows.values() if r.transitions],
+    }
+
+
+def format_wm_report(report: dict[str, Any]) -> str:
+    """The world-model report as a Markdown table."""
+    table = report["table"]
+    lines = [
+        f"World model on revealed tokens: {report['env_id']}, agent {report['agent_learner']} "
+        f"(target {report['target']}, seed {report['seed']}), "
+        f"{report['val_episodes']} validation episodes of {report['demo_episodes']}; "
+        f"count table: threshold {table['threshold']}, min count {table['min_count']}, "
+        f"fitted on {report['table_train_transitions']} training transitions.",
+        "",
+        "| transitions | n | revealing | revealed share | head P / R | head F1 | table P / R "
+        "| table F1 | head macro F1 | table macro F1 | head all-token F1 | copy all-token F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["rows"]:
+        revealing = r["group"].strip() != "other commands" and r["group"] != "all transitions"
+        cells = [
+            r["group"].replace("  ", "&nbsp;&nbsp;"),
+            str(r["transitions"]),
+            str(r["revealing"]),
+            _num(r["revealed_share"]),
+        ]
+        if revealing:
+            cells += [
+                f"{_num(r['head_revealed_precision'])} / {_num(r['head_revealed_recall'])}",
+                _num(r["head_revealed_f1"]),
+                f"{_num(r['table_revealed_precision'])} / {_num(r['table_revealed_recall'])}",
+                _num(r["table_revealed_f1"]),
+                _num(r["head_revealed_macro_f1"]),
+                _num(r["table_revealed_macro_f1"]),
+            ]
+        else:
+            cells += [
+                f"{_num(r['head_revealed_precision'])} / {_num(r['head_revealed_recall'])}",
+                _num(r["head_revealed_f1"]),
+                "",
+                "",
+                _num(r["head_revealed_macro_f1"]),
+                "",
+            ]
+        cells += [_num(r["head_all_f1"]), _num(r["copy_all_f1"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if report.get("run_wm_final_val_f1") is not None:
+        lines += [
+            "",
+            f"The run reported wm_final_val_f1 = {report['run_wm_final_val_f1']:.3f} "
+            "(the 'all transitions' head all-token F1 recomputes it).",
+        ]
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------------------------
+# Failure taxonomy
+# --------------------------------------------------------------------------------------------
+
+WRONG_ANSWER = "wrong answer"
+WRONG_TRANSFORMATION = "wrong transformation"
+WRONG_PLACEMENT = "wrong placement"
+LOOP = "loop"
+SEARCH_ORDER = "search order"
+OUT_OF_STEPS = "ran out of steps"
+OTHER_FAILURE = "other"
+#: The categories in order of precedence: a failed episode's primary one is the first that
+#: applies (see the module docstring).
+CATEGORIES = (
+    WRONG_ANSWER,
+    WRONG_TRANSFORMATION,
+    WRONG_PLACEMENT,
+    LOOP,
+    SEARCH_ORDER,
+    OUT_OF_STEPS,
+    OTHER_FAILURE,
+)
+
+
+@dataclass
+class StepRecord:
+    """One step of a played episode."""
+
+    text: str  # the observation the command was chosen from
+    command: str
+    expert: str | None  # the expert's command from the same state (None: it could not say)
+    before: dict[str, bool]  # the checklist before the step
+    after: dict[str, bool]  # ... and after it
+    next_text: str
+    invalid: bool = False
+
+    @property
+    def deviates(self) -> bool:
+        """Whether the command is not the expert's."""
+        return self.expert is None or self.command != self.expert
+
+    @property
+    def progressed(self) -> bool:
+        """Whether some checklist item turned true on this step."""
+        return any(v and not self.before.get(k, False) for k, v in self.after.items())
+
+
+@dataclass
+class EpisodeTrace:
+    """A played episode: what the agent saw and did, what the expert would have done."""
+
+    env_id: str
+    seed: int
+    goal: str
+    first_text: str
+    first_checklist: dict[str, bool]
+    steps: list[StepRecord]
+    success: bool
+    terminated: bool
+    truncated: bool
+
+    def observations(self) -> list[str]:
+        """Every observation of the episode, the first included."""
+        return [self.first_text, *(s.next_text for s in self.steps)]
+
+
+Act = Callable[[dict, dict], str]
+
+
+def record_episode(env: Any, seed: int, act: Act, env_id: str = "") -> EpisodeTrace:
+    """Play one episode of ``env`` (a made, step-capped env) from ``reset(seed=seed)`` with
+    ``act(obs, info) -> command``, asking the env's expert at every state what it would do."""
+    obs, info = env.reset(seed=seed)
+    trace = EpisodeTrace(
+        env_id, seed, obs["goal"], obs["text"], dict(info["checklist"]), [], False, False, False
+    )
+    while True:
+        try:
+            expert = env.unwrapped.expert_action()
+        except Exception:  # an expert that cannot answer from here: compare with nothing
+            expert = None
+        command = act(obs, info)
+        before = dict(info["checklist"])
+        text = obs["text"]
+        obs, _, terminated, truncated, info = env.step(command)
+        trace.steps.append(
+            StepRecord(
+                text,
+                command,
+                expert,
+                before,
+                dict(info["checklist"]),
+                obs["text"],
+                bool(info.get("invalid_action", False)),
+            )
+        )
+        if terminated or truncated:
+            trace.success = bool(info["success"])
+            trace.terminated, trace.truncated = bool(terminated), bool(truncated)
+            return trace
+
+
+@dataclass
+class Diagnosis:
+    """A failed episode's primary category and every category that applies (with evidence)."""
+
+    category: str
+    flags: dict[str, str]
+
+
+_STOPWORDS = frozenset(
+    _WORDS.tokenize(
+        "a an the some any of in on into onto to from with and or then first second two it "
+        "them its is are be your you task that will this when done if above below what which "
+        "who how my me i put take find place make use turn focus cause change state matter "
+        "substance actions action degrees celsius get"
+    )
+)
+_PLACE_RE = re.compile(
+    r"^(?:put|insert|place|move)\s+(?P<obj>.+?)\s+(?:in|on|into|onto|to)\s+(?P<dest>.+)$"
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORDS.tokenize(text) if w.isalpha() and w not in _STOPWORDS}
+
+
+def placement_parts(command: str) -> tuple[str, str | None] | None:
+    """``(object, destination)`` of a placement command (destination None when the command
+    names none, as ``drop X``), or None when it names no object (a grid's ``drop``)."""
+    command = command.strip()
+    match = _PLACE_RE.match(command.lower())
+    if match:
+        return match.group("obj"), match.group("dest")
+    verb, _, rest = command.partition(" ")
+    if verb.lower() == "drop" and rest.strip():
+        return rest.strip().lower(), None
+    return None
+
+
+def _contents(name: str, texts: Sequence[str]) -> str:
+    """What the latest of ``texts`` shows in the container ``name`` ("glass cup (milk)")."""
+    pattern = re.compile(re.escape(name) + r"\s*\(([^)]*)\)", re.IGNORECASE)
+    for text in reversed(texts):
+        found = pattern.findall(text)
+        if found:
+            return found[-1]
+    return ""
+
+
+def goal_needs(trace: EpisodeTrace) -> tuple[list[tuple[str, int]], str] | None:
+    """What the agent must observe to have found what the task needs, per setting: a list of
+    ``(regular expression, instances needed)`` and a description; None where undecided."""
+    checklist = trace.first_checklist
+    labels = list(checklist)
+    if any(k.lower().startswith("visited") for k in labels):
+        return None  # decided from the checklist itself (see search_failure)
+    name = setting_name(trace.env_id)
+    goal = trace.goal
+    if name == "Household" and labels:
+        first = labels[0]
+        match = re.match(r"^(?:a |first |holding )?([a-z]+)", first)
+        if match is None:
+            return None
+        obj = match.group(1)
+        needs = [(rf"\b{obj} \d+\b", 2 if first.startswith("first ") else 1)]
+        described = f"{needs[0][1]} {obj}"
+        for label in labels[1:]:
+            lamp = re.match(r"^([a-z]+) is on$", label)
+            if lamp:
+                needs.append((rf"\b{lamp.group(1)} \d+\b", 1))
+                described += f" and the {lamp.group(1)}"
+        return needs, described
+    if name == "Lab":
+        patterns = [
+            r"task is to (?:melt|boil|freeze) (.+?)\. First",
+            r"measure the (?:temperature|melting point) of the (.+?)\. If",
+            r"turn on the (.+?)\. First",
+        ]
+        for pattern in patterns:
+            match = re.search(pattern, goal)
+            if match:
+                names = [match.group(1)]
+                if "measure the" in goal:
+                    names.append("thermometer")
+                return [(rf"\b{re.escape(n)}\b", 1) for n in names], " and ".join(names)
+        match = re.search(r"grow a (.+?) plant from seed", goal)
+        if match:
+            seed_name = f"{match.group(1)} seed"
+            return [(rf"\b{re.escape(seed_name)}\b", 1)], seed_name
+        mix = next((re.match(r"^(.+?) paint and (.+?) paint are in", k) for k in labels), None)
+        if mix:
+            names = [f"{mix.group(1)} paint", f"{mix.group(2)} paint"]
+            return [(rf"\b{re.escape(n)}\b", 1) for n in names], " and ".join(names)
+    return None
+
+
+def search_failure(trace: EpisodeTrace) -> tuple[bool | None, str]:
+    """Whether the agent never observed what the task needs (None: undecided here), and
+    the evidence."""
+    visited = [k for k in trace.first_checklist if k.lower().startswith("visited")]
+    if visited:
+        states = [trace.first_checklist, *(s.after for s in trace.steps)]
+        missed = [k for k in visited if not any(c.get(k, False) for c in states)]
+        if missed:
+            return True, f"never {missed[0]}"
+        return False, ""
+    needs = goal_needs(trace)
+    if needs is None:
+        return None, ""
+    patterns, described = needs
+    texts = trace.observations()
+    for pattern, count in patterns:
+        regex = re.compile(pattern, re.IGNORECASE)
+        instances = {m.group(0).lower() for t in texts for m in regex.finditer(t)}
+        if len(instances) < count:
+            places = {
+                s.command for s in trace.steps if command_kind(s.command, trace.env_id) == SEARCH
+            }
+            return True, (f"never observed {described} ({len(places)} distinct search commands)")
+    return False, ""
+
+
+def classify(trace: EpisodeTrace, loop_threshold: int = 3) -> Diagnosis:
+    """The primary category of a failed episode and every category that applies (see the
+    module docstring for the rules and their precedence)."""
+    if trace.success:
+        raise ValueError("classify() takes a failed episode; this one succeeded")
+    env_id = trace.env_id
+    goal_words = _content_words(trace.goal)
+    flags: dict[str, str] = {}
+    texts = [trace.first_text]
+    last = trace.steps[-1] if trace.steps else None
+    fatal = trace.terminated and last is not None
+    for t, step in enumerate(trace.steps):
+        kind = command_kind(step.command, env_id)
+        wrong = step.deviates and not step.progressed and not step.invalid
+        ending = fatal and step is last
+        if kind == TRANSFORM and (wrong or ending) and WRONG_TRANSFORMATION not in flags:
+            why = "the episode ended in failure" if ending else "no checklist item advanced"
+            flags[WRONG_TRANSFORMATION] = (
+                f"step {t + 1}: {step.command!r} where the expert would "
+                f"{_expert_phrase(step)} ({why})"
+            )
+        if kind == PLACE and (wrong or ending) and WRONG_PLACEMENT not in flags:
+            parts = placement_parts(step.command)
+            if parts is not None:
+                obj, dest = parts
+                words = _content_words(obj) | _content_words(_contents(obj, texts))
+                if words & goal_words:
+                    named = dest is not None and bool(_content_words(dest) & goal_words)
+                    flags[WRONG_PLACEMENT] = (
+                        f"step {t + 1}: {step.command!r} where the expert would "
+                        f"{_expert_phrase(step)} ("
+                        + (
+                            "destination named in the goal, but the object was not ready"
+                            if named
+                            else "a destination the goal does not name"
+                        )
+                        + ")"
+                    )
+        texts.append(step.next_text)
+    if fatal and command_kind(last.command, env_id) == ANSWER:
+        flags[WRONG_ANSWER] = (
+            f"step {len(trace.steps)}: {last.command!r} ended the episode in failure"
+        )
+    repeats = Counter((s.text, s.command) for s in trace.steps if s.deviates)
+    if repeats:
+        (_, command), n = repeats.most_common(1)[0]
+        if n >= loop_threshold:
+            flags[LOOP] = f"{command!r} from the same observation {n} times"
+    missed, evidence = search_failure(trace)
+    if missed:
+        flags[SEARCH_ORDER] = evidence
+    if trace.truncated:
+        flags[OUT_OF_STEPS] = f"truncated after {len(trace.steps)} steps"
+    primary = next((c for c in CATEGORIES if c in flags), OTHER_FAILURE)
+    if primary == OTHER_FAILURE:
+        flags[OTHER_FAILURE] = (
+            f"ended in failure on {last.command!r}" if fatal else "none of the others applies"
+        )
+    return Diagnosis(primary, {c: flags[c] for c in CATEGORIES if c in flags})
+
+
+def _expert_phrase(step: StepRecord) -> str:
+    return f"{step.expert!r}" if step.expert is not None else "(unknown)"
+
+
+def failure_taxonomy(
+    agent: Agent,
+    env_id: str,
+    *,
+    episodes: int = 100,
+    split: str = "test",
+    seed: int = EVAL_SEED,
+    greedy: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+    loop_threshold: int = 3,
+) -> dict[str, Any]:
+    """Play ``agent`` on instances ``seed .. seed+episodes-1`` of ``split`` (the instances
+    ``earlyexp eval`` plays) and diagnose every failed episode."""
+    env_id = resolve_id(env_id)
+    env = make(env_id, split=split, **(env_kwargs or {}))
+    rng = np.random.default_rng(seed)
+    records = []
+    successes = 0
+    for i in range(episodes):
+        agent.reset()
+        trace = record_episode(
+            env, seed + i, lambda obs, info: agent.act(obs, info, greedy, rng), env_id
+        )
+        if trace.success:
+            successes += 1
+            continue
+        diagnosis = classify(trace, loop_threshold)
+        records.append(
+            {
+                "seed": trace.seed,
+                "goal": trace.goal,
+                "steps": len(trace.steps),
+                "category": diagnosis.category,
+                "flags": diagnosis.flags,
+                "checklist": trace.steps[-1].after if trace.steps else trace.first_checklist,
+            }
+        )
+    env.close()
+    return {
+        "env_id": env_id,
+        "split": split,
+        "episodes": episodes,
+        "greedy": greedy,
+        "successes": successes,
+        "failures": records,
+        "search_decided": _search_decided(env_id, split, seed, env_kwargs),
+    }
+
+
+def _search_decided(env_id: str, split: str, seed: int, env_kwargs: dict | None) -> bool:
+    """Whether search order can be decided on this setting (looked up on one instance)."""
+    env = make(env_id, split=split, **(env_kwargs or {}))
+    obs, info = env.reset(seed=seed)
+    env.close()
+    trace = EpisodeTrace(
+        env_id, seed, obs["goal"], obs["text"], info["checklist"], [], *[False] * 3
+    )
+    visited = any(k.lower().startswith("visited") for k in info["checklist"])
+    return visited or goal_needs(trace) is not None
+
+
+def format_taxonomy(report: dict[str, Any], examples: bool = True) -> str:
+    """The failure taxonomy as Markdown: primary categories, every flag, an example each."""
+    failures = report["failures"]
+    n = len(failures)
+    primary = Counter(f["category"] for f in failures)
+    flagged = Counter(c for f in failures for c in f["flags"])
+    mode = "greedy" if report["greedy"] else "sampled"
+    head = "| setting | episodes | success | failures | " + " | ".join(CATEGORIES) + " |"
+    rule = "|---|---:|---:|---:|" + "---:|" * len(CATEGORIES)
+
+    def row(counts: Counter) -> str:
+        cells = [
+            f"{counts[c]} ({100 * counts[c] / n:.0f}%)" if n and counts[c] else "0"
+            for c in CATEGORIES
+        ]
+        return (
+            f"| {setting_name(report['env_id'])} | {report['episodes']} | "
+            f"{report['successes'] / report['episodes']:.2f} | {n} | " + " | ".join(cells) + " |"
+        )
+
+    lines = [
+        f"Failure taxonomy: {report['env_id']} ({report['split']} split, {mode}); "
+        "primary category (first that applies, in column order), % of failures:",
+        "",
+        head,
+        rule,
+        row(primary),
+        "",
+        "Every category that applies (an episode counts in each of its flags):",
+        "",
+        head,
+        rule,
+        row(flagged),
+    ]
+    if not report.get("search_decided", True):
+        lines += ["", "Search order is not decided on this setting (see the module docstring)."]
+    if examples and failures:
+        lines += ["", "| category | seed | goal | evidence |", "|---|---:|---|---|"]
+        for category in CATEGORIES:
+            example = next((f for f in failures if f["category"] == category), None)
+            if example is not None:
+                goal = example["goal"].replace("|", "/")
+                evidence = example["flags"][category].replace("|", "/")
+                lines.append(f"| {category} | {example['seed']} | {goal} | {evidence} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m learners.diagnostics wm ...`` / ``... failures ...``; prints Markdown."""
+    parser = argparse.ArgumentParser(
+        prog="python -m learners.diagnostics",
+        description="Diagnostics that explain an early-experience result (see the module "
+        "docstring of learners/diagnostics.py).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    wm = sub.add_parser("wm", help="world-model F1 on revealed tokens vs a count-table baseline")
+    wm.add_argument("--agent", required=True, help="checkpoint with a trained world-model head")
+    wm.add_argument("--demos", required=True, help="the demos file the run trained on")
+    wm.add_argument("--rollouts", required=True, help="the rollout file of those demos")
+    wm.add_argument("--episodes", type=int, default=None, help="demo budget (default: the run's)")
+    wm.add_argument("--val-fraction", type=float, default=0.2, help="the run's (default 0.2)")
+    wm.add_argument("--seed", type=int, default=None, help="the run's seed (default: stored)")
+    wm.add_argument("--target", choices=("delta", "next"), default=None)
+    fails = sub.add_parser("failures", help="failure taxonomy of a policy's test episodes")
+    fails.add_argument("--agent", required=True, help="agent checkpoint")
+    fails.add_argument("--env", required=True, help="registered env id")
+    fails.add_argument("--episodes", type=int, default=100)
+    fails.add_argument("--split", default="test")
+    fails.add_argument("--seed", type=int, default=EVAL_SEED, help="first instance seed")
+    fails.add_argument("--sampled", action="store_true", help="sample instead of greedy")
+    fails.add_argument("--env-kwargs", default="{}", help="envs.make arguments, as JSON")
+    fails.add_argument("--loop-threshold", type=int, default=3)
+    for p in (wm, fails):
+        p.add_argument("--json", default=None, help="also write the report to this JSON file")
+        p.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    agent = Agent.load(args.agent).to(args.device)
+    if args.command == "wm":
+        report = world_model_report(
+            agent,
+            args.demos,
+            args.rollouts,
+            episodes=args.episodes,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            target=args.target,
+        )
+        print(format_wm_report(report))
+    else:
+        report = failure_taxonomy(
+            agent,
+            args.env,
+            episodes=args.episodes,
+            split=args.split,
+            seed=args.seed,
+            greedy=not args.sampled,
+            env_kwargs=json.loads(args.env_kwargs),
+            loop_threshold=args.loop_threshold,
+        )
+        print(format_taxonomy(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return 0
+
+
+__all__ = [
+    "CATEGORIES",
+    "CountTable",
+    "Diagnosis",
+    "EpisodeTrace",
+    "F1Tally",
+    "StepRecord",
+    "classify",
+    "command_kind",
+    "failure_taxonomy",
+    "format_taxonomy",
+    "format_wm_report",
+    "record_episode",
+    "reveal_class",
+    "revealed_tokens",
+    "token_f1",
+    "world_model_report",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
