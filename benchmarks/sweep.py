@@ -381,7 +381,12 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         "versions": versions(),
     }
     if learner.needs_demos:
-        row.update(budget=spec["budget"], episodes=spec["episodes"], updates=metrics.get("updates"))
+        row.update(
+            budget=spec["budget"],
+            episodes=spec["episodes"],
+            updates=metrics.get("updates"),
+            hit_cap=metrics.get("hit_cap"),  # None: a learner that does not say
+        )
     else:
         steps = metrics.get("env_steps")
         curve = metrics.get("curve") or [{"steps": steps or 0, "success_rate": row["success"]}]

@@ -245,6 +245,7 @@ def reflection(
     return {
         "wm_updates": fit["updates"],
         "wm_best_update": fit["best_update"],
+        "wm_hit_cap": fit["hit_cap"],
         "teacher_val_nll": best["losses/sr_teacher_val_nll"],
         "teacher_val_accuracy": best["charts/sr_teacher_val_accuracy"],
         "wm_val_loss": best["losses/wm_val_loss"],
@@ -357,6 +358,7 @@ def train_sr(config: SRConfig) -> dict[str, Any]:
             **fit,
             "bc_updates": fit["updates"],
             "updates": teacher["wm_updates"] + fit["updates"],
+            "hit_cap": teacher["wm_hit_cap"] or fit["hit_cap"],
             "budget": config.budget,
             "target": config.target,
             "mode": config.mode,

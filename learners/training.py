@@ -105,7 +105,8 @@ def fit_early_stopped(
             length-bucketed (:func:`minibatches`).
 
     Returns:
-        ``updates`` done, ``best_update``, ``best`` (the best validation results) and
+        ``updates`` done, ``best_update``, ``best`` (the best validation results),
+        ``hit_cap`` (the update budget ended training, not early stopping) and
         ``samples_per_second``.
     """
     rng = np.random.default_rng(seed)
@@ -118,7 +119,7 @@ def fit_early_stopped(
     best_update, best_state = 0, copy.deepcopy(model.state_dict())
     lengths = None if length is None else np.array([length(item) for item in train])
     batches = minibatches(len(train), batch_size, rng, lengths)
-    stale, update, samples = 0, 0, 0
+    stale, update, samples, stopped_early = 0, 0, 0, False
     start = time.perf_counter()
     bar = progress_bar(total=max_updates, desc=desc, unit="upd", disable=not progress, leave=False)
     while update < max_updates:
@@ -150,6 +151,7 @@ def fit_early_stopped(
             else:
                 stale += 1
                 if stale >= patience:
+                    stopped_early = True
                     break
     bar.close()
     model.load_state_dict(best_state)
@@ -158,5 +160,6 @@ def fit_early_stopped(
         "updates": update,
         "best_update": best_update,
         "best": best if best is not None else validate(),
+        "hit_cap": not stopped_early,
         "samples_per_second": samples / (time.perf_counter() - start),
     }

@@ -505,6 +505,7 @@ def world_modeling(
     return {
         "wm_updates": fit["updates"],
         "wm_best_update": fit["best_update"],
+        "wm_hit_cap": fit["hit_cap"],
         "wm_initial_val_loss": initial["loss"],
         "wm_val_loss": best["losses/wm_val_loss"],
         "wm_val_f1": best["wm/val_f1"],
@@ -568,6 +569,7 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
             **fit,
             "bc_updates": fit["updates"],
             "updates": wm["wm_updates"] + fit["updates"],
+            "hit_cap": wm.get("wm_hit_cap", False) or fit["hit_cap"],
             "budget": config.budget,
             "target": config.target,
             "mode": config.mode,

@@ -5,7 +5,8 @@ Only what the report uses is kept; other keys (``versions``, ``command``, most o
 that counts it (unknown kind, a required field missing, a malformed field, a duplicated
 config hash), so a report never silently changes what it shows. No statistics here.
 
-How an imitation run's training ended (:func:`stopping`) is read from the row: its
+How an imitation run's training ended is the row's ``hit_cap`` where the run recorded it
+(every built-in learner does); for older rows it is inferred (:func:`stopping`) from its
 ``updates`` against the update caps its learner's config implies (:func:`update_caps`). A
 run *converged* when early stopping ended every training stage, and *hit its cap* when a
 stage ran to its update cap. Rows say only the total, so for learners that train in
@@ -118,7 +119,8 @@ class ImitationRow:
             command=_command(row),
             updates=updates,
             update_caps=caps,
-            stopping=stopping(
+            stopping=_stopped(row)
+            or stopping(
                 updates,
                 caps,
                 val_every=_config_int(config, "val_every"),
@@ -126,6 +128,17 @@ class ImitationRow:
             ),
             eval_episodes=_config_int(config, "eval_episodes"),
         )
+
+
+def _stopped(row: Mapping[str, Any]) -> str | None:
+    """How training ended, as the run itself recorded it (``hit_cap``: any stage ran to its
+    cap); None for rows from before runs recorded it, or learners that do not."""
+    hit_cap = row.get("hit_cap")
+    if hit_cap is None:
+        return None
+    if not isinstance(hit_cap, bool):
+        raise MalformedRow(f"'hit_cap' is {hit_cap!r}, not true or false")
+    return CAPPED if hit_cap else CONVERGED
 
 
 def learner_config(row: Mapping[str, Any], learner: str) -> dict[str, Any]:

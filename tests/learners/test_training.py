@@ -1,4 +1,5 @@
-"""The training loop's minibatches: every item once per epoch, seeded, length-bucketed."""
+"""The training loop: minibatches (every item once per epoch, seeded, length-bucketed) and
+how a fit says what ended it."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from learners.training import BUCKET_POOL, minibatches
+from learners.training import BUCKET_POOL, fit_early_stopped, minibatches
 
 
 @pytest.mark.parametrize("bucketed", [False, True])
@@ -46,3 +49,33 @@ def test_bucketing_cuts_padding_and_keeps_batches_random() -> None:
     # Consecutive batches are not simply the sorted order: their lengths are not monotonic.
     firsts = [int(lengths[b].min()) for b in bucketed[:BUCKET_POOL]]
     assert firsts != sorted(firsts)
+
+
+def _fit(max_updates: int, patience: int, improving: bool) -> dict:
+    """Fit a one-weight model; its validation score improves every time or never."""
+    model = nn.Linear(1, 1)
+    validations = iter(range(1000))
+    return fit_early_stopped(
+        model,
+        list(range(8)),
+        lambda chunk: (model(torch.ones(len(chunk), 1)).pow(2).mean(), {}),
+        lambda: {"v": float(next(validations))},
+        lambda result: (result["v"] if improving else 0.0,),
+        max_updates=max_updates,
+        batch_size=4,
+        learning_rate=1e-2,
+        val_every=2,
+        patience=patience,
+        seed=0,
+        progress=False,
+    )
+
+
+def test_a_fit_says_whether_the_cap_or_early_stopping_ended_it() -> None:
+    capped = _fit(max_updates=10, patience=2, improving=True)
+    assert (capped["updates"], capped["hit_cap"]) == (10, True)
+    stopped = _fit(max_updates=100, patience=2, improving=False)
+    # the first validation (update 2) is the best; two more without improvement stop it
+    assert (stopped["updates"], stopped["best_update"], stopped["hit_cap"]) == (6, 2, False)
+    # stopped by patience at the very update the cap would have stopped it: early stopping
+    assert _fit(max_updates=6, patience=2, improving=False)["hit_cap"] is False
