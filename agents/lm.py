@@ -99,6 +99,9 @@ class LMConfig:
     generate: decode a command line, which the env rejects when it is not admissible."""
     history_len: int = 2
     """Past (observation, command) steps in the prompt."""
+    command_history_len: int = 16
+    """Past steps whose command is in the prompt (>= history_len): older steps than
+    history_len give their command only, a memory of where the agent has looked."""
     list_commands: bool = True
     """Write the admissible commands into the prompt (as the paper's prompts do)."""
     max_prompt_tokens: int = 1024
@@ -129,6 +132,7 @@ class LMConfig:
             problems.append(f"unknown acting {self.acting!r}; choose one of {', '.join(ACTING)}")
         for name, low in (
             ("history_len", 0),
+            ("command_history_len", 0),
             ("max_prompt_tokens", 64),
             ("max_command_tokens", 2),
             ("lora_rank", 0),
@@ -142,6 +146,8 @@ class LMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 problems.append(f"{name} must be an int >= {low}, got {value!r}")
+        if not problems and self.command_history_len < self.history_len:
+            problems.append("command_history_len must be >= history_len")
         if not problems and self.d_model % self.n_heads:
             problems.append(f"d_model ({self.d_model}) must be divisible by n_heads")
         if self.model == "tiny" and self.lora_rank:
@@ -317,6 +323,7 @@ class LMAgent:
             history,
             commands,
             history_len=cfg.history_len,
+            command_history_len=cfg.command_history_len,
             list_commands=cfg.list_commands,
             command_prefix=tok.command_prefix,
             chat=tok.chat,

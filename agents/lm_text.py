@@ -93,20 +93,24 @@ def prompt_pieces(
     commands: Sequence[str],
     *,
     history_len: int,
+    command_history_len: int,
     list_commands: bool,
     command_prefix: str,
     chat: bool,
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """The prompt as text pieces: ``(head, steps, tail)``. ``head`` is the goal, ``steps``
-    the last ``history_len`` past steps (oldest first, each its own pieces, so truncation
-    can drop whole steps), ``tail`` the observation, the admissible commands (when
-    ``list_commands``) and, for a plain model, the ``Action:`` the command follows."""
+    the past steps, oldest first, each its own pieces (so truncation can drop whole steps):
+    the last ``history_len`` with their observation, the older ones up to
+    ``command_history_len`` steps back with their command only (a cheap memory of what the
+    agent has done: where it has looked); ``tail`` the observation, the admissible commands
+    (when ``list_commands``) and, for a plain model, the ``Action:`` the command follows."""
     head = [f"Goal: {goal}\n"]
     steps = []
     n = len(history)
-    for i in range(max(n - history_len, 0), n):
+    for i in range(max(n - max(history_len, command_history_len), 0), n):
         past_text, past_command = history[i]
-        steps.append([f"Observation: {past_text}\nAction:", command_prefix + past_command, "\n"])
+        seen = f"Observation: {past_text}\n" if i >= n - history_len else ""
+        steps.append([f"{seen}Action:", command_prefix + past_command, "\n"])
     tail = [f"Observation: {text}\n"]
     if list_commands:
         tail.append("Admissible actions:\n" + "".join(f"{c}\n" for c in commands))
@@ -268,6 +272,7 @@ def env_corpus(
         while True:
             commands = list(info["admissible_actions"])
             texts.append(f"Observation: {obs['text']}\nAction:")
+            texts.append("Action:")
             texts.append("Admissible actions:\n" + "".join(f"{c}\n" for c in commands))
             if i % 2 == 0:
                 command = env.unwrapped.expert_action()

@@ -272,3 +272,62 @@ def test_smollm2_loads_from_its_package_and_ranks_commands() -> None:
     generated = agent.generate(prompt)
     assert isinstance(generated, str) and generated
     print(f"smollm2: loaded in {loaded:.1f} s, ranked 3 commands in {ranked:.2f} s: {generated!r}")
+
+
+# -- a pretrained model from a local Hugging Face directory, whole or with LoRA ------------
+def _hf_directory(path: Path, tokenizer, seed: int) -> Path:
+    """A small Llama and its tokenizer saved as a Hugging Face model directory."""
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_id,
+        eos_token_id=tokenizer.eos_id,
+        bos_token_id=tokenizer.eos_id,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.backend, eos_token="<eos>", pad_token="<pad>"
+    ).save_pretrained(path)
+    return path
+
+
+@needs_lm
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_a_local_model_directory_fine_tunes_saves_and_loads_on_its_base(
+    agent: LMAgent, tmp_path: Path, lora_rank: int
+) -> None:
+    if lora_rank and importlib.util.find_spec("peft") is None:
+        pytest.skip("LoRA needs peft (the lm extra): pip install 'earlyexp[lm]'")
+    base = _hf_directory(tmp_path / "base", agent.tokenizer, seed=0)
+    config = LMConfig(model=str(base), lora_rank=lora_rank)
+    tuned = LMAgent(config, seed=0)
+    assert tuned.base["sha256"] and not tuned.tokenizer.chat
+    total = sum(p.numel() for p in tuned.model.parameters())
+    assert (tuned.num_parameters < total / 4) if lora_rank else tuned.num_parameters == total
+    # one imitation step moves the trainable weights only
+    prompt = tuned.encode_prompt(*STATE)
+    tuned.model.train()
+    tuned.command_nll([prompt], [tuned.encode_command("go right")]).backward()
+    with torch.no_grad():
+        for p in tuned.model.parameters():
+            if p.grad is not None:
+                p -= 0.5 * p.grad
+    tuned.model.eval()
+    path = tuned.save(tmp_path / "tuned.pt")
+    again = LMAgent.load(path)
+    assert np.array_equal(again.state_logits(*STATE), tuned.state_logits(*STATE))
+    assert not np.array_equal(LMAgent(config).state_logits(*STATE), tuned.state_logits(*STATE))
+    if lora_rank:  # the checkpoint holds the adapters only
+        saved = torch.load(path, weights_only=True)["state_dict"]
+        assert saved and all("lora_" in k for k in saved)
+    _hf_directory(base, agent.tokenizer, seed=1)  # another model in the same place
+    with pytest.raises(ValueError, match="was fine-tuned from .* install the model it was"):
+        LMAgent.load(path)
