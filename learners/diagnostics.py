@@ -42,45 +42,61 @@ arriving somewhere or examining something *shows*. So:
 
 **Why do a policy's test episodes fail?** (``failures``) Each test episode is played with
 the env's expert asked, at every state, what it would do (the contract's
-``expert_action`` works from any reachable state), and every failed episode gets exactly
-one primary category, the first of this precedence that applies (:func:`classify`):
+``expert_action`` works from any reachable state); a step *deviates* when the agent's
+command is not the expert's. Every failed episode gets exactly one primary category
+(:func:`classify`). First the *step errors* (:func:`step_errors`), each a deviating step
+that advanced no checklist item (a command the expert would not have given and that got
+the task nowhere), or the step on which the episode ended in failure; a command the agent
+repeated in a loop (below) is the loop's, not a step error:
 
-1. ``wrong answer``: the episode ended in failure (terminated without success) on an
-   answer command (Lab's ``focus on``, WebNav's ``answer[...]``, Shop's buy button,
-   Tools' ``respond``/``transfer``): the env judged an answer wrong.
-2. ``wrong transformation``: a transformation command (Household's clean/heat/cool and
-   lamp switch, Lab's activate/mix/connect/close, WebNav's ``type``/``submit``/cancel,
-   Cooking's cook/cut, grids' ``toggle``) that the expert would not have given there and
-   that advanced no checklist item (heated an apple the goal wants cool, typed the wrong
-   value, turned the lamp off), or a transformation on which the episode ended in failure.
-3. ``wrong placement``: a placement (``put``/``insert``/``drop``) the expert would not
-   have made, that advanced no checklist item, of the goal's object: the object's words
-   (or, for a container, the contents an observation showed in it) name something the goal
-   names. The evidence says whether the destination was named in the goal (the object was
-   not ready, e.g. put in the fridge before it was cooled) or not (a wrong destination).
-4. ``loop``: the agent chose the same command from the same observation ``loop_threshold``
-   (3) times or more, where the expert would have done something else (the expert's own
-   repeated ``wait`` while a freezer works is no loop).
-5. ``search order``: the agent never observed what the task needs: the goal's object (as
-   many instances as the task needs, and the lamp of a look-at-in-light task) in
-   Household; the task's substance (and the thermometer for a measurement), both
-   ingredient paints, the component or the seed in Lab; the page of any checklist item
-   that starts with "visited" (WebNav). Only these are decided; whether an agent that did
-   find it searched in a bad *order* is not (no env exposes an order to compare with
-   beyond its expert's, and a different order is not a wrong one).
-6. ``ran out of steps``: none of the above, and the registered step cap truncated it.
-7. ``other``: none of the above (e.g. an unrecoverable failure on a search command).
+* ``wrong answer``: the episode ended in failure (terminated without success) on an
+  answer command (Lab's ``focus on``, WebNav's ``answer[...]``, Shop's buy button,
+  Tools' ``respond``/``transfer``): the env judged an answer wrong.
+* ``wrong transformation``: a transformation command (Household's clean/heat/cool and
+  lamp switch, Lab's activate/mix/connect/close, WebNav's ``type``/``submit``/cancel,
+  Cooking's cook/cut, grids' ``toggle``) that names something the goal names (the goal's
+  object, or what an observation showed inside the named container) or that undid a
+  checklist item: heated an apple the goal wants cool, typed another city, turned the lamp
+  off. A transformation that ends the episode in failure (mixing a paint away, cancelling
+  another order) counts whatever it names.
+* ``skipped transformation``: a placement (``put``/``insert``/``drop``) of the goal's
+  object (its words, or the contents an observation showed in it, name something the goal
+  names) into a destination the goal names, which advanced nothing: the object was not
+  ready (put in the fridge before it was cooled).
+* ``wrong placement``: the same, into a destination the goal does not name (right object,
+  wrong destination).
+
+The primary category is the *earliest* step error. An episode without one gets the first
+of these that applies:
+
+* ``loop``: the agent chose the same command from the same observation ``loop_threshold``
+  (3) times or more where the expert would have done something else (the expert's own
+  repeated ``wait`` while a freezer works is no loop).
+* ``search order``: the agent never observed what the task needs: the goal's object (as
+  many instances as the task needs, and the lamp of a look-at-in-light task) in
+  Household; the task's substance (and the thermometer for a measurement), both
+  ingredient paints, the component or the seed in Lab; the page of any checklist item
+  that starts with "visited" (WebNav). Only that is decided: whether an agent that did
+  find it searched in a bad *order* is not (no env exposes an order to compare with but
+  its expert's, and a different order is not a wrong one).
+* ``ran out of steps``: the registered step cap truncated it.
+* ``other``: none of the above (e.g. an unrecoverable failure on a search command).
+
+Every category that applies is reported beside the primary one, with its evidence.
 
 What is *not* decided, honestly: "the expert would not have given it" compares with one
-expert, so an equivalent alternative (heating in the second microwave) counts as a
-deviation; the checklist rule ("advanced no checklist item") keeps such a command out of
-the wrong categories only when it did advance the checklist, which an equivalent first
-step of a longer plan may not (Lab's circuit wiring in another order). Placement relevance
-is by words: Lab's ``put water in flower pot 1`` for a plant goal is not the goal's object
-(water is not named), and grid worlds' ``drop`` names no object, so wrong placement is
-never decided there. Search order is undecided (counted as not applying) in Cooking, Shop,
-Tools and the grids, whose info exposes nothing to tell whether the agent found the
-target. Every flag that applies is reported beside the primary category.
+expert, so an equivalent alternative (heating in the second microwave) deviates; the rule
+"advanced no checklist item" keeps it out of the errors only when it did advance the
+checklist, which an equivalent first step of a longer plan may not (Lab's wiring in
+another order). Relevance is by words: Lab's ``put water in flower pot 1`` for a plant
+goal is not the goal's object, Lab's ``activate stove`` for a goal to boil milk names
+nothing of it (so it is an error only when it undoes a checklist item), and a grid's
+``drop`` names no object, so skipped transformation and wrong placement are never
+decided there. A two-object Household task whose second object goes into another
+receptacle of the target type is counted as a skipped transformation (the checklist does
+not say which receptacle it counts). Search order is undecided (never flagged) in
+Cooking, Shop, Tools and the grids, whose info exposes nothing to tell whether the agent
+found the target; the report says so.
 """
 
 from __future__ import annotations
@@ -102,7 +118,7 @@ from agents import Agent, collate
 from agents.tokenizer import HashingTokenizer
 from envs import make, resolve_id
 from learners.data import Dataset, load_dataset
-from learners.evaluate import EVAL_SEED
+from learners.evaluate import EVAL_SEED, AgentPolicy, Policy
 from learners.imitation import split_episodes
 from learners.rollouts import BranchedState, load_rollouts
 from learners.world_model import encode_transition
@@ -642,22 +658,18 @@ def _num(value: float | None) -> str:
 
 WRONG_ANSWER = "wrong answer"
 WRONG_TRANSFORMATION = "wrong transformation"
+SKIPPED_TRANSFORMATION = "skipped transformation"
 WRONG_PLACEMENT = "wrong placement"
 LOOP = "loop"
 SEARCH_ORDER = "search order"
 OUT_OF_STEPS = "ran out of steps"
 OTHER_FAILURE = "other"
-#: The categories in order of precedence: a failed episode's primary one is the first that
-#: applies (see the module docstring).
-CATEGORIES = (
-    WRONG_ANSWER,
-    WRONG_TRANSFORMATION,
-    WRONG_PLACEMENT,
-    LOOP,
-    SEARCH_ORDER,
-    OUT_OF_STEPS,
-    OTHER_FAILURE,
-)
+#: Errors of one step: a failed episode's primary category is the earliest of them.
+STEP_CATEGORIES = (WRONG_ANSWER, WRONG_TRANSFORMATION, SKIPPED_TRANSFORMATION, WRONG_PLACEMENT)
+#: Properties of the whole episode, in order of precedence where it has no step error.
+EPISODE_CATEGORIES = (LOOP, SEARCH_ORDER, OUT_OF_STEPS, OTHER_FAILURE)
+#: Every category (see the module docstring).
+CATEGORIES = STEP_CATEGORIES + EPISODE_CATEGORIES
 
 
 @dataclass
@@ -681,6 +693,11 @@ class StepRecord:
     def progressed(self) -> bool:
         """Whether some checklist item turned true on this step."""
         return any(v and not self.before.get(k, False) for k, v in self.after.items())
+
+    @property
+    def regressed(self) -> bool:
+        """Whether some checklist item turned false on this step."""
+        return any(v and not self.after.get(k, False) for k, v in self.before.items())
 
 
 @dataclass
@@ -713,10 +730,7 @@ def record_episode(env: Any, seed: int, act: Act, env_id: str = "") -> EpisodeTr
         env_id, seed, obs["goal"], obs["text"], dict(info["checklist"]), [], False, False, False
     )
     while True:
-        try:
-            expert = env.unwrapped.expert_action()
-        except Exception:  # an expert that cannot answer from here: compare with nothing
-            expert = None
+        expert = _expert_of(env)
         command = act(obs, info)
         before = dict(info["checklist"])
         text = obs["text"]
@@ -786,13 +800,13 @@ def _contents(name: str, texts: Sequence[str]) -> str:
     return ""
 
 
-def goal_needs(trace: EpisodeTrace) -> tuple[list[tuple[str, int]], str] | None:
-    """What the agent must observe to have found what the task needs, per setting: a list of
-    ``(regular expression, instances needed)`` and a description; None where undecided."""
-    checklist = trace.first_checklist
-    labels = list(checklist)
+def goal_needs(trace: EpisodeTrace) -> list[tuple[str, str, int]] | None:
+    """What the agent must observe to have found what the task needs, per setting:
+    ``(name, regular expression, instances needed)`` each; None where undecided (and for a
+    checklist with "visited" items, which :func:`search_failure` reads directly)."""
+    labels = list(trace.first_checklist)
     if any(k.lower().startswith("visited") for k in labels):
-        return None  # decided from the checklist itself (see search_failure)
+        return None
     name = setting_name(trace.env_id)
     goal = trace.goal
     if name == "Household" and labels:
@@ -801,35 +815,33 @@ def goal_needs(trace: EpisodeTrace) -> tuple[list[tuple[str, int]], str] | None:
         if match is None:
             return None
         obj = match.group(1)
-        needs = [(rf"\b{obj} \d+\b", 2 if first.startswith("first ") else 1)]
-        described = f"{needs[0][1]} {obj}"
+        count = 2 if first.startswith("first ") else 1
+        needs = [(f"{count} {obj}", rf"\b{obj} \d+\b", count)]
         for label in labels[1:]:
             lamp = re.match(r"^([a-z]+) is on$", label)
             if lamp:
-                needs.append((rf"\b{lamp.group(1)} \d+\b", 1))
-                described += f" and the {lamp.group(1)}"
-        return needs, described
+                needs.append((f"the {lamp.group(1)}", rf"\b{lamp.group(1)} \d+\b", 1))
+        return needs
     if name == "Lab":
+        names: list[str] = []
         patterns = [
             r"task is to (?:melt|boil|freeze) (.+?)\. First",
             r"measure the (?:temperature|melting point) of the (.+?)\. If",
             r"turn on the (.+?)\. First",
+            r"grow a (.+?) plant from seed",
         ]
         for pattern in patterns:
             match = re.search(pattern, goal)
             if match:
-                names = [match.group(1)]
+                names = [match.group(1) + (" seed" if "grow a" in pattern else "")]
                 if "measure the" in goal:
                     names.append("thermometer")
-                return [(rf"\b{re.escape(n)}\b", 1) for n in names], " and ".join(names)
-        match = re.search(r"grow a (.+?) plant from seed", goal)
-        if match:
-            seed_name = f"{match.group(1)} seed"
-            return [(rf"\b{re.escape(seed_name)}\b", 1)], seed_name
+                break
         mix = next((re.match(r"^(.+?) paint and (.+?) paint are in", k) for k in labels), None)
-        if mix:
+        if not names and mix:
             names = [f"{mix.group(1)} paint", f"{mix.group(2)} paint"]
-            return [(rf"\b{re.escape(n)}\b", 1) for n in names], " and ".join(names)
+        if names:
+            return [(n, rf"\b{re.escape(n)}\b", 1) for n in names]
     return None
 
 
@@ -846,17 +858,63 @@ def search_failure(trace: EpisodeTrace) -> tuple[bool | None, str]:
     needs = goal_needs(trace)
     if needs is None:
         return None, ""
-    patterns, described = needs
     texts = trace.observations()
-    for pattern, count in patterns:
+    missed = []
+    for name, pattern, count in needs:
         regex = re.compile(pattern, re.IGNORECASE)
-        instances = {m.group(0).lower() for t in texts for m in regex.finditer(t)}
-        if len(instances) < count:
-            places = {
-                s.command for s in trace.steps if command_kind(s.command, trace.env_id) == SEARCH
-            }
-            return True, (f"never observed {described} ({len(places)} distinct search commands)")
-    return False, ""
+        if len({m.group(0).lower() for t in texts for m in regex.finditer(t)}) < count:
+            missed.append(name)
+    if not missed:
+        return False, ""
+    searches = {s.command for s in trace.steps if command_kind(s.command, trace.env_id) == SEARCH}
+    return True, f"never observed {' and '.join(missed)} ({len(searches)} distinct search commands)"
+
+
+def _names_goal(words: set[str], goal_words: set[str]) -> bool:
+    return bool(words & goal_words)
+
+
+def step_errors(trace: EpisodeTrace, loop_threshold: int = 3) -> list[tuple[int, str, str]]:
+    """The episode's step errors ``(step index, category, evidence)`` in step order, at most
+    one per step: wrong answer, wrong transformation, skipped transformation, wrong
+    placement (see the module docstring). A command in a loop (its observation and command
+    repeated ``loop_threshold`` times) is the loop's, not a step error."""
+    env_id = trace.env_id
+    goal_words = _content_words(trace.goal)
+    repeats = Counter((s.text, s.command) for s in trace.steps if s.deviates)
+    texts = [trace.first_text]
+    errors: list[tuple[int, str, str]] = []
+    last = len(trace.steps) - 1
+    for t, step in enumerate(trace.steps):
+        kind = command_kind(step.command, env_id)
+        fatal = trace.terminated and t == last
+        looped = repeats[(step.text, step.command)] >= loop_threshold
+        wrong = step.deviates and not step.progressed and not step.invalid and not looped
+        where = f"step {t + 1}: {step.command!r} where the expert would {_expert_phrase(step)}"
+        if fatal and kind == ANSWER:
+            errors.append((t, WRONG_ANSWER, f"step {t + 1}: {step.command!r} ended the episode"))
+        elif kind == TRANSFORM and (fatal or wrong):
+            rest = step.command.strip().partition(" ")[2]
+            words = _content_words(rest) | _content_words(_contents(rest, texts))
+            if fatal:
+                errors.append((t, WRONG_TRANSFORMATION, f"{where} (ended the episode)"))
+            elif _names_goal(words, goal_words) or step.regressed:
+                why = "undid a checklist item" if step.regressed else "no checklist item advanced"
+                errors.append((t, WRONG_TRANSFORMATION, f"{where} ({why})"))
+        elif kind == PLACE and (fatal or wrong):
+            parts = placement_parts(step.command)
+            if parts is not None:
+                obj, dest = parts
+                words = _content_words(obj) | _content_words(_contents(obj, texts))
+                if _names_goal(words, goal_words):
+                    if dest is not None and _names_goal(_content_words(dest), goal_words):
+                        category, why = SKIPPED_TRANSFORMATION, "the goal's destination, "
+                        why += "but no checklist item advanced: the object was not ready"
+                    else:
+                        category, why = WRONG_PLACEMENT, "a destination the goal does not name"
+                    errors.append((t, category, f"{where} ({why})"))
+        texts.append(step.next_text)
+    return errors
 
 
 def classify(trace: EpisodeTrace, loop_threshold: int = 3) -> Diagnosis:
@@ -864,44 +922,10 @@ def classify(trace: EpisodeTrace, loop_threshold: int = 3) -> Diagnosis:
     module docstring for the rules and their precedence)."""
     if trace.success:
         raise ValueError("classify() takes a failed episode; this one succeeded")
-    env_id = trace.env_id
-    goal_words = _content_words(trace.goal)
+    errors = step_errors(trace, loop_threshold)
     flags: dict[str, str] = {}
-    texts = [trace.first_text]
-    last = trace.steps[-1] if trace.steps else None
-    fatal = trace.terminated and last is not None
-    for t, step in enumerate(trace.steps):
-        kind = command_kind(step.command, env_id)
-        wrong = step.deviates and not step.progressed and not step.invalid
-        ending = fatal and step is last
-        if kind == TRANSFORM and (wrong or ending) and WRONG_TRANSFORMATION not in flags:
-            why = "the episode ended in failure" if ending else "no checklist item advanced"
-            flags[WRONG_TRANSFORMATION] = (
-                f"step {t + 1}: {step.command!r} where the expert would "
-                f"{_expert_phrase(step)} ({why})"
-            )
-        if kind == PLACE and (wrong or ending) and WRONG_PLACEMENT not in flags:
-            parts = placement_parts(step.command)
-            if parts is not None:
-                obj, dest = parts
-                words = _content_words(obj) | _content_words(_contents(obj, texts))
-                if words & goal_words:
-                    named = dest is not None and bool(_content_words(dest) & goal_words)
-                    flags[WRONG_PLACEMENT] = (
-                        f"step {t + 1}: {step.command!r} where the expert would "
-                        f"{_expert_phrase(step)} ("
-                        + (
-                            "destination named in the goal, but the object was not ready"
-                            if named
-                            else "a destination the goal does not name"
-                        )
-                        + ")"
-                    )
-        texts.append(step.next_text)
-    if fatal and command_kind(last.command, env_id) == ANSWER:
-        flags[WRONG_ANSWER] = (
-            f"step {len(trace.steps)}: {last.command!r} ended the episode in failure"
-        )
+    for _, category, evidence in errors:
+        flags.setdefault(category, evidence)
     repeats = Counter((s.text, s.command) for s in trace.steps if s.deviates)
     if repeats:
         (_, command), n = repeats.most_common(1)[0]
@@ -912,10 +936,14 @@ def classify(trace: EpisodeTrace, loop_threshold: int = 3) -> Diagnosis:
         flags[SEARCH_ORDER] = evidence
     if trace.truncated:
         flags[OUT_OF_STEPS] = f"truncated after {len(trace.steps)} steps"
-    primary = next((c for c in CATEGORIES if c in flags), OTHER_FAILURE)
+    if errors:
+        primary = errors[0][1]  # the earliest step error
+    else:
+        primary = next((c for c in EPISODE_CATEGORIES if c in flags), OTHER_FAILURE)
     if primary == OTHER_FAILURE:
+        last = trace.steps[-1].command if trace.steps else None
         flags[OTHER_FAILURE] = (
-            f"ended in failure on {last.command!r}" if fatal else "none of the others applies"
+            f"ended in failure on {last!r}" if trace.terminated and last else "none applies"
         )
     return Diagnosis(primary, {c: flags[c] for c in CATEGORIES if c in flags})
 
@@ -924,8 +952,79 @@ def _expert_phrase(step: StepRecord) -> str:
     return f"{step.expert!r}" if step.expert is not None else "(unknown)"
 
 
+def record_episodes(
+    policy: Policy,
+    env_id: str,
+    seeds: Sequence[int],
+    *,
+    split: str = "test",
+    env_kwargs: dict[str, Any] | None = None,
+    lockstep: int = 16,
+) -> list[EpisodeTrace]:
+    """:func:`record_episode` for a :class:`~learners.evaluate.Policy` over ``seeds``, up
+    to ``lockstep`` episodes side by side as :func:`learners.evaluate.evaluate` plays them
+    (so a model policy scores them in one forward pass, and a greedy one makes the same
+    choices ``evaluate`` does). Returns the traces in the order of ``seeds``."""
+    env_id = resolve_id(env_id)
+    pool = [
+        make(env_id, split=split, **(env_kwargs or {})) for _ in range(min(lockstep, len(seeds)))
+    ]
+    traces: dict[int, EpisodeTrace] = {}
+    live: dict[int, tuple[int, dict, dict, EpisodeTrace]] = {}  # slot -> (i, obs, info, trace)
+    queue = iter(range(len(seeds)))
+
+    def start(slot: int) -> None:
+        i = next(queue, None)
+        if i is None:
+            return
+        obs, info = pool[slot].reset(seed=seeds[i])
+        policy.reset(slot)
+        trace = EpisodeTrace(
+            env_id, seeds[i], obs["goal"], obs["text"], dict(info["checklist"]), [], *[False] * 3
+        )
+        live[slot] = (i, obs, info, trace)
+
+    for slot in range(len(pool)):
+        start(slot)
+    while live:
+        slots = sorted(live)
+        experts = {slot: _expert_of(pool[slot]) for slot in slots}
+        commands = policy.act(slots, [live[s][1] for s in slots], [live[s][2] for s in slots])
+        for slot, command in zip(slots, commands, strict=True):
+            i, obs, info, trace = live[slot]
+            after, _, terminated, truncated, new_info = pool[slot].step(command)
+            trace.steps.append(
+                StepRecord(
+                    obs["text"],
+                    command,
+                    experts[slot],
+                    dict(info["checklist"]),
+                    dict(new_info["checklist"]),
+                    after["text"],
+                    bool(new_info.get("invalid_action", False)),
+                )
+            )
+            live[slot] = (i, after, new_info, trace)
+            if terminated or truncated:
+                trace.success = bool(new_info["success"])
+                trace.terminated, trace.truncated = bool(terminated), bool(truncated)
+                traces[i] = trace
+                del live[slot]
+                start(slot)
+    for env in pool:
+        env.close()
+    return [traces[i] for i in range(len(seeds))]
+
+
+def _expert_of(env: Any) -> str | None:
+    try:
+        return env.unwrapped.expert_action()
+    except Exception:  # an expert that cannot answer from here: compare with nothing
+        return None
+
+
 def failure_taxonomy(
-    agent: Agent,
+    agent: Agent | Policy,
     env_id: str,
     *,
     episodes: int = 100,
@@ -935,20 +1034,16 @@ def failure_taxonomy(
     env_kwargs: dict[str, Any] | None = None,
     loop_threshold: int = 3,
 ) -> dict[str, Any]:
-    """Play ``agent`` on instances ``seed .. seed+episodes-1`` of ``split`` (the instances
-    ``earlyexp eval`` plays) and diagnose every failed episode."""
+    """Play ``agent`` (greedy or sampled, as ``earlyexp eval`` plays it; or any
+    :class:`~learners.evaluate.Policy`) on instances ``seed .. seed+episodes-1`` of
+    ``split`` and diagnose every failed episode."""
     env_id = resolve_id(env_id)
-    env = make(env_id, split=split, **(env_kwargs or {}))
-    rng = np.random.default_rng(seed)
+    policy = AgentPolicy(agent, greedy, seed) if isinstance(agent, Agent) else agent
+    seeds = list(range(seed, seed + episodes))
+    traces = record_episodes(policy, env_id, seeds, split=split, env_kwargs=env_kwargs)
     records = []
-    successes = 0
-    for i in range(episodes):
-        agent.reset()
-        trace = record_episode(
-            env, seed + i, lambda obs, info: agent.act(obs, info, greedy, rng), env_id
-        )
+    for trace in traces:
         if trace.success:
-            successes += 1
             continue
         diagnosis = classify(trace, loop_threshold)
         records.append(
@@ -961,13 +1056,12 @@ def failure_taxonomy(
                 "checklist": trace.steps[-1].after if trace.steps else trace.first_checklist,
             }
         )
-    env.close()
     return {
         "env_id": env_id,
         "split": split,
         "episodes": episodes,
         "greedy": greedy,
-        "successes": successes,
+        "successes": sum(t.success for t in traces),
         "failures": records,
         "search_decided": _search_decided(env_id, split, seed, env_kwargs),
     }

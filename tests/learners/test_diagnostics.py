@@ -217,6 +217,46 @@ def test_wrong_transformation() -> None:
     assert "ran out of steps" in d.flags
 
 
+def test_transformations_that_are_not_wrong() -> None:
+    # Switching a lamp in a task that names none: irrelevant, not a wrong transformation.
+    pick = {"a keychain is on shelf": False}
+    steps = [_step("x", "use floorlamp 1", "go to sofa 1", pick)]
+    trace = _trace(HOUSEHOLD, "put some keychain on shelf.", steps)
+    assert "wrong transformation" not in classify(trace).flags
+    # ... but turning off the lamp a look-at-in-light task needs on undoes a checklist item.
+    light = {"holding book": True, "desklamp is on": True, "next to the desklamp": True}
+    off = {**light, "desklamp is on": False}
+    steps = [_step("x", "use floorlamp 1", "look", light, off)]
+    trace = _trace(HOUSEHOLD, "examine the book with the desklamp.", steps)
+    assert "undid" in classify(trace).flags["wrong transformation"]
+    # Toggling it on and off in a loop is the loop's.
+    on = "You turn on the desklamp 1."
+    steps = []
+    for _ in range(3):
+        steps += [
+            _step("You arrive at desk 1.", "use desklamp 1", "go to bed 1", off, light),
+            _step(
+                on, "use desklamp 1", "go to bed 1", light, off, next_text="You arrive at desk 1."
+            ),
+        ]
+    d = classify(_trace(HOUSEHOLD, "examine the book with the desklamp.", steps))
+    assert d.category == "loop" and "wrong transformation" not in d.flags
+
+
+def test_the_earliest_step_error_is_the_primary_category() -> None:
+    cooled = {**HH_LIST, "apple is cool": True}
+    steps = [
+        _step("x", "go to countertop 1", "go to countertop 1", HH_LIST, next_text=HH_FOUND),
+        _step("a", "put apple 1 in cabinet 2", "go to fridge 1", cooled),
+        _step("b", "heat apple 1 with microwave 1", "go to fridge 1", cooled, HH_LIST),
+    ]
+    d = classify(_hh(steps))
+    assert d.category == "wrong placement"
+    assert list(d.flags) == ["wrong transformation", "wrong placement", "ran out of steps"]
+    steps[1], steps[2] = steps[2], steps[1]
+    assert classify(_hh(steps)).category == "wrong transformation"
+
+
 def test_a_transformation_that_advances_the_checklist_is_not_wrong() -> None:
     cooled = {**HH_LIST, "apple is cool": True}
     steps = [
@@ -243,12 +283,12 @@ def test_wrong_placement() -> None:
     d = classify(_hh(steps))
     assert d.category == "wrong placement"
     assert "does not name" in d.flags["wrong placement"]
-    # Right destination, object not ready (not cooled): still a placement that advanced nothing.
+    # Right destination, object not ready (not cooled): the transformation was skipped.
     steps[1] = _step(
         "You arrive at fridge 1.", "put apple 1 in fridge 1", "cool apple 1 with fridge 1", HH_LIST
     )
     d = classify(_hh(steps))
-    assert d.category == "wrong placement" and "not ready" in d.flags["wrong placement"]
+    assert d.category == "skipped transformation" and "not ready" in d.flags[d.category]
     # Another object is not the goal's: no wrong placement.
     steps[1] = _step(
         "You arrive at cabinet 2.", "put mug 1 in cabinet 2", "go to countertop 1", HH_LIST
@@ -467,8 +507,8 @@ def test_failure_taxonomy_of_a_trained_agent(files, tmp_path: Path) -> None:
         BCConfig(
             **common,
             out=str(tmp_path / "bc"),
-            max_updates=40,
-            val_every=20,
+            max_updates=20,
+            val_every=10,
             model=SMALL,
             log_dir=str(tmp_path / "runs"),
         )
@@ -497,9 +537,9 @@ def test_world_model_report_of_a_trained_agent(files, tmp_path: Path, capsys) ->
             demos=str(demos),
             rollout_file=str(rollouts),
             out=str(tmp_path / "iwm"),
-            max_updates=40,
-            wm_updates=20,
-            val_every=10,
+            max_updates=20,
+            wm_updates=10,
+            val_every=5,
             eval_episodes=0,
             log_dir=str(tmp_path / "runs"),
             progress=False,
