@@ -117,11 +117,14 @@ import torch
 from agents import Agent, collate
 from agents.tokenizer import HashingTokenizer
 from envs import make, resolve_id
+from learners.config import parse_value
 from learners.data import Dataset, load_dataset
 from learners.evaluate import EVAL_SEED, AgentPolicy, Policy
-from learners.imitation import split_episodes
+from learners.imitation import demo_metrics, load_demos, split_episodes
+from learners.lifecycle import Run
 from learners.rollouts import BranchedState, load_rollouts
-from learners.world_model import encode_transition
+from learners.training import adam
+from learners.world_model import IWMConfig, encode_transition, load_transitions, world_modeling
 
 # --------------------------------------------------------------------------------------------
 # Command vocabularies
@@ -584,6 +587,7 @@ def world_model_report(
     return {
         "env_id": env_id,
         "agent_learner": meta.get("learner"),
+        "agent_stage": "after stage 1" if meta.get("stage") == 1 else "as saved",
         "target": target,
         "seed": seed,
         "demo_episodes": len(dataset.episodes),
@@ -600,6 +604,7 @@ def format_wm_report(report: dict[str, Any]) -> str:
     table = report["table"]
     lines = [
         f"World model on revealed tokens: {report['env_id']}, agent {report['agent_learner']} "
+        f"({report.get('agent_stage', 'as saved')}) "
         f"(target {report['target']}, seed {report['seed']}), "
         f"{report['val_episodes']} validation episodes of {report['demo_episodes']}; "
         f"count table: threshold {table['threshold']}, min count {table['min_count']}, "
@@ -650,6 +655,42 @@ def _num(value: float | None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     return f"{value:.3f}"
+
+
+def rebuild_stage_one(config: IWMConfig) -> dict[str, Any]:
+    """Stage 1 of ``train_iwm(config)`` alone: the same calls in the same order from the same
+    seed (so the same weights; its ``wm_val_f1`` is the run's), then ``agent.pt`` and
+    ``metrics.json`` in ``config.out``. An IWM run's own checkpoint holds the network after
+    stage 2, whose imitation updates may have overwritten what the world-model head learned
+    (the run's ``wm_final_val_f1``); this is the head at its best, as stage 1 left it."""
+    with Run(config) as run:
+        dataset, agent, train_eps, _ = load_demos(run)
+        wm_train, wm_val, _ = load_transitions(config, dataset, agent, train_eps)
+        optimizer = adam(agent.model, config.wm_learning_rate) if config.keep_optimizer else None
+        wm = world_modeling(
+            agent,
+            wm_train,
+            wm_val,
+            target=config.target,
+            max_updates=config.wm_updates,
+            batch_size=config.wm_batch_size,
+            learning_rate=config.wm_learning_rate,
+            val_every=config.val_every,
+            patience=config.patience,
+            seed=config.seed,
+            writer=run.writer,
+            progress=config.progress,
+            optimizer=optimizer,
+        )
+        metrics = {
+            **demo_metrics(dataset),
+            **wm,
+            "stage": 1,
+            "target": config.target,
+            "wm_final_val_f1": wm["wm_val_f1"],
+            "wm_final_copy_f1": wm["wm_copy_f1"],
+        }
+        return run.finish(agent, metrics, step=wm["wm_updates"], env_kwargs=dataset.env_kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1131,6 +1172,40 @@ def format_taxonomy(report: dict[str, Any], examples: bool = True) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def stage_one_config(args: argparse.Namespace) -> IWMConfig:
+    """The :class:`IWMConfig` of the ``stage1`` command: the run's model, seed, learner, demo
+    budget and target from ``--like`` (its checkpoint), ``--seed`` and ``--set`` over them."""
+    header = load_dataset(args.demos)
+    values: dict[str, Any] = {}
+    if args.like is not None:
+        like = Agent.load(args.like)
+        meta = like.meta
+        values = {"model": like.config.model, "seed": meta.get("seed", 0)}
+        for key, name in (("learner", "learner"), ("episodes", "demo_episodes")):
+            if meta.get(name) is not None:
+                values[key] = meta[name]
+        if meta.get("target") is not None:
+            values["target"] = meta["target"]
+    if args.seed is not None:
+        values["seed"] = args.seed
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        values[key] = parse_value(IWMConfig, key, text)
+    return IWMConfig(
+        **{
+            "env_id": header.env_id,
+            "demos": str(args.demos),
+            "rollout_file": str(args.rollouts),
+            "out": str(args.out),
+            "eval_episodes": 0,
+            "progress": False,
+            **values,
+        }
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m learners.diagnostics wm ...`` / ``... failures ...``; prints Markdown."""
     parser = argparse.ArgumentParser(
@@ -1147,6 +1222,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     wm.add_argument("--val-fraction", type=float, default=0.2, help="the run's (default 0.2)")
     wm.add_argument("--seed", type=int, default=None, help="the run's seed (default: stored)")
     wm.add_argument("--target", choices=("delta", "next"), default=None)
+    stage = sub.add_parser(
+        "stage1",
+        help="rebuild an IWM run's stage 1 (world modeling alone) and save that agent",
+    )
+    stage.add_argument("--demos", required=True, help="the demos file the run trained on")
+    stage.add_argument("--rollouts", required=True, help="the rollout file it trained on")
+    stage.add_argument("--out", required=True, help="directory for agent.pt and metrics.json")
+    stage.add_argument(
+        "--like",
+        default=None,
+        help="the run's agent.pt: its model, seed, learner, demo budget and target (else the "
+        "defaults, and --seed)",
+    )
+    stage.add_argument("--seed", type=int, default=None)
+    stage.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other IWMConfig fields the run changed (wm_updates=500 ...)",
+    )
     fails = sub.add_parser("failures", help="failure taxonomy of a policy's test episodes")
     fails.add_argument("--agent", required=True, help="agent checkpoint")
     fails.add_argument("--env", required=True, help="registered env id")
@@ -1161,6 +1257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.command == "stage1":
+        metrics = rebuild_stage_one(stage_one_config(args))
+        print(
+            f"stage 1 rebuilt: wm_val_f1 {metrics['wm_val_f1']:.3f}, wm_copy_f1 "
+            f"{metrics['wm_copy_f1']:.3f}, {metrics['wm_updates']} updates; "
+            f"saved {Path(args.out) / 'agent.pt'}"
+        )
+        return 0
     agent = Agent.load(args.agent).to(args.device)
     if args.command == "wm":
         report = world_model_report(

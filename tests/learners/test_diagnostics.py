@@ -569,7 +569,19 @@ def test_world_model_report_of_a_trained_agent(files, tmp_path: Path, capsys) ->
             if key.endswith("f1") and not np.isnan(value):
                 assert 0.0 <= value <= 1.0, (key, value)
     text = format_wm_report(report)
-    assert re.search(r"\| revealing commands \| \d+ \|", text)
+    assert re.search(r"\| revealing commands \| \d+ \|", text) and "(as saved)" in text
+    # Stage 1 rebuilt alone is the run's stage 1: the same world-model validation F1.
+    stage = tmp_path / "stage1"
+    argv = ["stage1", "--demos", str(demos), "--rollouts", str(rollouts), "--out", str(stage)]
+    argv += ["--like", str(tmp_path / "iwm" / "agent.pt"), "--set", "max_updates=20"]
+    argv += ["wm_updates=10", "val_every=5", f"log_dir={tmp_path / 'runs'}"]
+    assert main(argv) == 0
+    rebuilt = json.loads((stage / "metrics.json").read_text())
+    assert rebuilt["wm_val_f1"] == pytest.approx(metrics["wm_val_f1"], abs=1e-9)
+    assert rebuilt["wm_updates"] == metrics["wm_updates"]
+    first = world_model_report(Agent.load(stage / "agent.pt"), demos, rollouts)
+    assert first["agent_stage"] == "after stage 1"
+    assert first["rows"][-1]["head_all_f1"] == pytest.approx(metrics["wm_val_f1"], abs=1e-6)
     assert (
         main(
             [
