@@ -35,6 +35,11 @@ arriving somewhere or examining something *shows*. So:
   one half, micro F1 on the other, both ways), then the table is refitted on all of them.
   It knows nothing of the state but what it subtracts: a head that does not beat it has
   not learned anything about *this* state that a lookup of the command could not give.
+* *Content* tokens: the revealed tokens that the command's verb does not fix (those that
+  fewer than half of the verb's training transitions revealed, :data:`FIXED_SHARE`): the
+  objects in an opened container or at a new place rather than "arrive" or "facing",
+  which a first ``go`` or ``look`` of an episode reveals whatever the state. Head and
+  table are scored on them the same way (their predictions minus the fixed tokens).
 * For context: the head's F1 on the whole next observation and copying the current
   observation's (as ``validate_world_model`` computes them, the mean over transitions;
   over every validation transition it equals the run's ``wm_final_val_f1``), and the share
@@ -321,6 +326,9 @@ class F1Tally:
 
 _NUMBER = re.compile(r"^\d+$")
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+#: A token the verb reveals in at least this share of its training transitions is fixed by
+#: the verb ("arrive", "facing"): content tokens are the revealed ones that are not.
+FIXED_SHARE = 0.5
 MIN_COUNTS = (1, 2, 3, 5)
 
 
@@ -486,41 +494,56 @@ class WMRow:
     transitions: int = 0
     revealing: int = 0  # transitions that revealed at least one token
     revealed_share: list[float] = field(default_factory=list)
+    content_share: list[float] = field(default_factory=list)
     head: F1Tally = field(default_factory=F1Tally)
     table: F1Tally = field(default_factory=F1Tally)
+    head_content: F1Tally = field(default_factory=F1Tally)
+    table_content: F1Tally = field(default_factory=F1Tally)
     head_all: list[float] = field(default_factory=list)
     copy_all: list[float] = field(default_factory=list)
 
-    def add(self, move: Move, predicted: set, table: set) -> None:
-        """Count one move: its revealed tokens against the head's and the table's new
-        tokens; its whole next observation against the head's and the copy's."""
+    def add(self, move: Move, predicted: set, table: set, fixed: set) -> None:
+        """Count one move: its revealed tokens (and those of them its verb does not fix,
+        ``fixed``) against the head's and the table's new tokens; its whole next
+        observation against the head's and the copy's."""
         revealed = move.revealed
+        content = revealed - fixed
+        new = predicted - move.state
         self.transitions += 1
         self.revealing += bool(revealed)
-        self.revealed_share.append(len(revealed) / len(move.next) if move.next else 0.0)
-        self.head.add(predicted - move.state, revealed)
+        size = len(move.next) or 1
+        self.revealed_share.append(len(revealed) / size)
+        self.content_share.append(len(content) / size)
+        self.head.add(new, revealed)
         self.table.add(table, revealed)
+        self.head_content.add(new - fixed, content)
+        self.table_content.add(table - fixed, content)
         self.head_all.append(token_f1(predicted, move.next))
         self.copy_all.append(token_f1(move.current, move.next))
 
     def as_dict(self) -> dict[str, Any]:
         """The row's numbers."""
-        return {
-            "group": self.group,
+        out: dict[str, Any] = {
+            "group": self.group.strip(),
             "transitions": self.transitions,
             "revealing": self.revealing,
             "revealed_share": _mean(self.revealed_share),
-            "head_revealed_precision": self.head.precision,
-            "head_revealed_recall": self.head.recall,
-            "head_revealed_f1": self.head.micro,
-            "head_revealed_macro_f1": self.head.macro,
-            "table_revealed_precision": self.table.precision,
-            "table_revealed_recall": self.table.recall,
-            "table_revealed_f1": self.table.micro,
-            "table_revealed_macro_f1": self.table.macro,
-            "head_all_f1": _mean(self.head_all),
-            "copy_all_f1": _mean(self.copy_all),
+            "content_share": _mean(self.content_share),
         }
+        tallies = (
+            ("head_revealed", self.head),
+            ("table_revealed", self.table),
+            ("head_content", self.head_content),
+            ("table_content", self.table_content),
+        )
+        for name, tally in tallies:
+            out[f"{name}_precision"] = tally.precision
+            out[f"{name}_recall"] = tally.recall
+            out[f"{name}_f1"] = tally.micro
+            out[f"{name}_macro_f1"] = tally.macro
+        out["head_all_f1"] = _mean(self.head_all)
+        out["copy_all_f1"] = _mean(self.copy_all)
+        return out
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -556,14 +579,24 @@ def world_model_report(
     env_id = dataset.env_id
     train_items: list[tuple[int, str, set, set]] = []
     val_states: list[BranchedState] = []
+    verbs: Counter = Counter()
+    verb_tokens: dict[str, Counter] = {}
     for state in load_rollouts(rollouts, dataset):
         if dataset.episodes[state.episode].seed not in train_seeds:
             val_states.append(state)
             continue
         for move in moves_of(agent, dataset, state, env_id):
+            verb = command_verb(move.command)
+            verbs[verb] += 1
+            verb_tokens.setdefault(verb, Counter()).update(move.revealed)
             if move.reveal is not None:
                 train_items.append((move.episode, move.command, move.state, move.revealed))
     table = CountTable.tuned(train_items)
+    # Tokens the verb fixes: revealed by at least half of the verb's training transitions.
+    fixed = {
+        verb: {t for t, c in verb_tokens[verb].items() if c >= FIXED_SHARE * n}
+        for verb, n in verbs.items()
+    }
     rows: dict[str, WMRow] = {}
 
     def row(name: str) -> WMRow:
@@ -582,8 +615,9 @@ def world_model_report(
                 groups.append("other commands")
             else:
                 groups += ["revealing commands", f"  {move.reveal}"]
+            verb_fixed = fixed.get(command_verb(move.command), set())
             for name in groups:
-                row(name).add(move, pred, guess)
+                row(name).add(move, pred, guess, verb_fixed)
     return {
         "env_id": env_id,
         "agent_learner": meta.get("learner"),
@@ -604,51 +638,50 @@ def format_wm_report(report: dict[str, Any]) -> str:
     table = report["table"]
     lines = [
         f"World model on revealed tokens: {report['env_id']}, agent {report['agent_learner']} "
-        f"({report.get('agent_stage', 'as saved')}) "
-        f"(target {report['target']}, seed {report['seed']}), "
-        f"{report['val_episodes']} validation episodes of {report['demo_episodes']}; "
-        f"count table: threshold {table['threshold']}, min count {table['min_count']}, "
-        f"fitted on {report['table_train_transitions']} training transitions.",
+        f"({report.get('agent_stage', 'as saved')}; target {report['target']}, seed "
+        f"{report['seed']}), {report['val_episodes']} validation episodes of "
+        f"{report['demo_episodes']}; count table: threshold {table['threshold']}, min count "
+        f"{table['min_count']}, fitted on {report['table_train_transitions']} training "
+        "transitions. Revealed: next-observation tokens in neither the state nor the command; "
+        "content: revealed tokens the command's verb does not fix (revealed by under half of "
+        "the verb's training transitions). F1 is micro (pooled), precision / recall after it.",
         "",
-        "| transitions | n | revealing | revealed share | head P / R | head F1 | table P / R "
-        "| table F1 | head macro F1 | table macro F1 | head all-token F1 | copy all-token F1 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| transitions | n | revealing | revealed share | content share | head F1 revealed "
+        "| table F1 revealed | head F1 content | table F1 content | head all-token F1 "
+        "| copy all-token F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["rows"]:
-        revealing = r["group"].strip() != "other commands" and r["group"] != "all transitions"
+        looks = r["group"] not in ("other commands", "all transitions")
+        indent = "&nbsp;&nbsp;" if r["group"] in (ARRIVE, OPEN, EXAMINE, LOOK) else ""
         cells = [
-            r["group"].replace("  ", "&nbsp;&nbsp;"),
+            indent + r["group"],
             str(r["transitions"]),
             str(r["revealing"]),
             _num(r["revealed_share"]),
+            _num(r["content_share"]),
+            _f1_cell(r, "head_revealed"),
+            _f1_cell(r, "table_revealed") if looks else "",
+            _f1_cell(r, "head_content"),
+            _f1_cell(r, "table_content") if looks else "",
+            _num(r["head_all_f1"]),
+            _num(r["copy_all_f1"]),
         ]
-        if revealing:
-            cells += [
-                f"{_num(r['head_revealed_precision'])} / {_num(r['head_revealed_recall'])}",
-                _num(r["head_revealed_f1"]),
-                f"{_num(r['table_revealed_precision'])} / {_num(r['table_revealed_recall'])}",
-                _num(r["table_revealed_f1"]),
-                _num(r["head_revealed_macro_f1"]),
-                _num(r["table_revealed_macro_f1"]),
-            ]
-        else:
-            cells += [
-                f"{_num(r['head_revealed_precision'])} / {_num(r['head_revealed_recall'])}",
-                _num(r["head_revealed_f1"]),
-                "",
-                "",
-                _num(r["head_revealed_macro_f1"]),
-                "",
-            ]
-        cells += [_num(r["head_all_f1"]), _num(r["copy_all_f1"])]
         lines.append("| " + " | ".join(cells) + " |")
     if report.get("run_wm_final_val_f1") is not None:
         lines += [
             "",
-            f"The run reported wm_final_val_f1 = {report['run_wm_final_val_f1']:.3f} "
+            f"The checkpoint reported wm_final_val_f1 = {report['run_wm_final_val_f1']:.3f} "
             "(the 'all transitions' head all-token F1 recomputes it).",
         ]
     return "\n".join(lines)
+
+
+def _f1_cell(row: dict[str, Any], name: str) -> str:
+    return (
+        f"{_num(row[f'{name}_f1'])} ({_num(row[f'{name}_precision'])} / "
+        f"{_num(row[f'{name}_recall'])})"
+    )
 
 
 def _num(value: float | None) -> str:
