@@ -569,7 +569,7 @@ def test_world_model_report_of_a_trained_agent(files, tmp_path: Path, capsys) ->
             if key.endswith("f1") and not np.isnan(value):
                 assert 0.0 <= value <= 1.0, (key, value)
     text = format_wm_report(report)
-    assert re.search(r"\| revealing commands \| \d+ \|", text) and "(as saved)" in text
+    assert re.search(r"\| revealing commands \| \d+ \|", text) and "(as saved;" in text
     # Stage 1 rebuilt alone is the run's stage 1: the same world-model validation F1.
     stage = tmp_path / "stage1"
     argv = ["stage1", "--demos", str(demos), "--rollouts", str(rollouts), "--out", str(stage)]
