@@ -282,7 +282,7 @@ def train_dagger(config: DAggerConfig) -> dict[str, Any]:
         train = TokenStore(Decision, encode_decisions(agent, train_eps), config.out)
         labelled_steps = sum(len(e.steps) for e in train_eps)
         fit = fit_policy(agent, train, val, config, run.writer)
-        updates, learner_success = fit["updates"], []
+        updates, learner_success, hit_cap = fit["updates"], [], fit["hit_cap"]
         for round_ in range(config.iterations):
             first = DAGGER_SEED + round_ * config.rollouts
             rollouts = [
@@ -295,11 +295,13 @@ def train_dagger(config: DAggerConfig) -> dict[str, Any]:
             labelled_steps += sum(len(e.steps) for e in rollouts)
             fit = fit_policy(agent, train, val, config, run.writer, updates)
             updates += fit["updates"]
+            hit_cap = hit_cap or fit["hit_cap"]
         env.close()
         metrics = {
             **demo_metrics(dataset),
             **fit,
             "updates": updates,
+            "hit_cap": hit_cap,  # any round's fit
             "labelled_steps": labelled_steps,
             "rollout_success": learner_success,
         }
