@@ -65,6 +65,10 @@ SETTINGS = (
 LEARNERS = ("bc", "dagger", "iwm-matched", "iwm-extra", "rl-scratch", "rl-from-bc", "rl-from-iwm")
 _RL = ("rl-scratch", "rl-from-bc", "rl-from-iwm")
 
+#: Config fields added after results files were written, at the value every earlier run
+#: had: a run's spec leaves them out at that value, so its hash (and resuming) is unchanged.
+LATER_FIELDS: dict[str, Any] = {"eval_split": "test", "val_episodes": None}
+
 #: Config fields the sweep fills in itself for each run (paths, logging): not in its hash.
 RUNTIME_FIELDS = frozenset(
     {
@@ -233,7 +237,11 @@ def run_spec(
         "learner": name,
         "seed": seed,
         "env_kwargs": profile.env_kwargs.get(env_id, {}),
-        "config": {k: v for k, v in asdict(config).items() if k not in RUNTIME_FIELDS},
+        "config": {
+            k: v
+            for k, v in asdict(config).items()
+            if k not in RUNTIME_FIELDS and (k not in LATER_FIELDS or v != LATER_FIELDS[k])
+        },
     }
     if learner.needs_demos:
         spec.update(budget=budget, episodes=values["episodes"], full_budget=profile.full_budget)
@@ -426,10 +434,18 @@ def _runtime_values(spec: dict, results: Path) -> dict[str, Any]:
 
 
 def prepare(
-    profile: Profile, env_id: str, results_dir: Path, rollout_ks: set[str], eval_episodes: int
+    profile: Profile,
+    env_id: str,
+    results_dir: Path,
+    rollout_ks: set[str],
+    eval_episodes: int,
+    *,
+    val_episodes: int = 0,
+    eval_split: str = "test",
 ) -> float:
-    """Collect the setting's demos (and uniform rollouts for each of ``rollout_ks``) once;
-    return the expert's success on the first ``eval_episodes`` test instances."""
+    """Collect the setting's demos (``val_episodes`` validation episodes, then the full
+    budget; and uniform rollouts for each of ``rollout_ks``) once; return the expert's
+    success on the first ``eval_episodes`` instances of ``eval_split``."""
     data = data_dir(results_dir, env_id)
     kwargs = profile.env_kwargs.get(env_id, {})
     demos = data / "demos.jsonl"
@@ -442,12 +458,13 @@ def prepare(
             print(f"{path}: written by an older earlyexp; collecting it again", file=sys.stderr)
             path.unlink()
     if not demos.exists():
-        collect_demos(env_id, profile.full_budget, demos, env_kwargs=kwargs, progress=False)
+        episodes = val_episodes + profile.full_budget
+        collect_demos(env_id, episodes, demos, env_kwargs=kwargs, progress=False)
     for k, path in rollouts.items():
         if not path.exists():
             dataset = load_dataset(demos, env_id)
             collect_rollouts(dataset, demos, path, k=parse_k(k), progress=False)
-    expert = evaluate_expert(env_id, episodes=eval_episodes, env_kwargs=kwargs)
+    expert = evaluate_expert(env_id, split=eval_split, episodes=eval_episodes, env_kwargs=kwargs)
     return expert.success_rate
 
 
@@ -474,8 +491,21 @@ def prepare_all(
         return {c.k for learner, c in chosen if learner.needs_rollouts and _shares_rollouts(c)}
 
     eval_episodes = max(config.eval_episodes for _, config in configs.values())
+    val_episodes = max(getattr(c, "val_episodes", None) or 0 for _, c in configs.values())
+    splits = {config.eval_split for _, config in configs.values()}
+    if len(splits) > 1:
+        raise ValueError(f"profile {profile.name}: learners evaluate on different splits {splits}")
+    (eval_split,) = splits
     expert = {
-        env_id: prepare(profile, env_id, results_dir, rollout_ks(env_id), eval_episodes)
+        env_id: prepare(
+            profile,
+            env_id,
+            results_dir,
+            rollout_ks(env_id),
+            eval_episodes,
+            val_episodes=val_episodes,
+            eval_split=eval_split,
+        )
         for env_id in progress_bar(
             resolved, desc="preparing demos", disable=not progress, leave=False
         )

@@ -63,6 +63,12 @@ class RunConfig:
     eval_episodes: int = option(
         50, "test-split episodes for the final evaluation (0 skips it)", low=0
     )
+    eval_split: str = option(
+        "test",
+        "the split of the final evaluation: test, or novel (a setting's knowledge split, where "
+        "it has one: goals name entities training never asked for)",
+        choices=("test", "novel"),
+    )
     log_dir: str = option(
         "runs", "TensorBoard root; the run logs to ``log_dir/{env}__{learner}__{seed}__{time}``"
     )

@@ -53,6 +53,13 @@ class BCConfig(RunConfig):
     val_fraction: float = option(
         0.2, "fraction of demo episodes held out for early stopping (at least one episode)", low=0
     )
+    val_episodes: int | None = option(
+        None,
+        "validation episodes kept outside the demo budget: the demo file's first N episodes, "
+        "the budget the next --episodes (the same validation for every budget and learner); "
+        "None: --val-fraction of the budget",
+        low=1,
+    )
     val_every: int = option(50, "updates between validation passes", low=1)
     patience: int = option(10, "validation passes without improvement before stopping", low=1)
 
@@ -216,7 +223,7 @@ def train_bc(config: BCConfig) -> dict[str, Any]:
         dataset, agent, train_eps, val = load_demos(run, language_model=True)
         train = TokenStore(Decision, encode_for(agent, train_eps), config.out)
         fit = fit_policy(agent, train, val, config, run.writer)
-        metrics = {**demo_metrics(dataset), **fit}
+        metrics = {**demo_metrics(dataset, config.val_episodes), **fit}
         return run.finish(agent, metrics, step=fit["updates"], env_kwargs=dataset.env_kwargs)
 
 
@@ -298,7 +305,7 @@ def train_dagger(config: DAggerConfig) -> dict[str, Any]:
             hit_cap = hit_cap or fit["hit_cap"]
         env.close()
         metrics = {
-            **demo_metrics(dataset),
+            **demo_metrics(dataset, config.val_episodes),
             **fit,
             "updates": updates,
             "hit_cap": hit_cap,  # any round's fit
@@ -316,12 +323,30 @@ def load_demos(
     ``language_model``: the learner trains a language-model agent too (``--agent lm``)."""
     config = run.config
     dataset = load_dataset(config.demos, env_id=config.env_id)
-    if config.episodes is not None:
-        dataset = dataset.subset(config.episodes)
+    if config.val_episodes is not None:
+        dataset, train_eps, val_eps = _outside_budget(dataset, config)
+    else:
+        if config.episodes is not None:
+            dataset = dataset.subset(config.episodes)
+        train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
     agent = run.new_agent(language_model=language_model, env_kwargs=dataset.env_kwargs)
-    train_eps, val_eps = split_episodes(dataset, config.val_fraction, config.seed)
     val = TokenStore(Decision, encode_for(agent, val_eps), config.out)
     return dataset, agent, train_eps, val
+
+
+def _outside_budget(dataset: Dataset, config: BCConfig) -> tuple[Dataset, list, list]:
+    """The first ``val_episodes`` episodes to validate on, the next ``episodes`` (default:
+    the rest) to train on, and the dataset cut to both (a prefix of the file, so rollouts
+    keep naming its episodes by their index)."""
+    n_val, total = config.val_episodes, len(dataset.episodes)
+    n_train = config.episodes if config.episodes is not None else total - n_val
+    if n_train < 1 or n_val + n_train > total:
+        raise ValueError(
+            f"{config.demos}: {total} demo episodes cannot hold {n_val} validation episodes "
+            f"and a budget of {n_train}; collect at least {n_val + max(n_train, 1)}"
+        )
+    dataset = dataset.subset(n_val + n_train)
+    return dataset, dataset.episodes[n_val:], dataset.episodes[:n_val]
 
 
 def fit_policy(
@@ -354,6 +379,12 @@ def fit_policy(
     )
 
 
-def demo_metrics(dataset: Dataset) -> dict[str, Any]:
-    """What every run trained on demos reports about its data: the demo budget."""
-    return {"demo_episodes": len(dataset.episodes), "demo_steps": dataset.num_steps}
+def demo_metrics(dataset: Dataset, val_episodes: int | None = None) -> dict[str, Any]:
+    """What every run trained on demos reports about its data: the demo budget (without the
+    ``val_episodes`` kept outside it, the dataset's first)."""
+    budget = dataset.episodes[val_episodes or 0 :]
+    return {
+        "demo_episodes": len(budget),
+        "demo_steps": sum(len(e.steps) for e in budget),
+        **({"val_episodes": val_episodes} if val_episodes is not None else {}),
+    }

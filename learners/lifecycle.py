@@ -194,11 +194,12 @@ class Run:
         env_kwargs: dict[str, Any] | None = None,
         evaluation: dict[str, EvalResult] | None = None,
     ) -> dict[str, Any]:
-        """Save ``agent.pt``, evaluate on the test split (logged at ``step``; ``evaluation``
-        when the learner already evaluated the final agent), write ``metrics.json``.
+        """Save ``agent.pt``, evaluate on ``config.eval_split`` (logged at ``step``;
+        ``evaluation`` when the learner already evaluated the final agent), write
+        ``metrics.json``.
 
         Returns ``metrics`` led by env_id, learner and seed, with ``eval`` (greedy, sampled,
-        random) when ``config.eval_episodes > 0``, and ``wall_seconds``.
+        random) and ``eval_split`` when ``config.eval_episodes > 0``, and ``wall_seconds``.
         """
         config = self.config
         metrics = {
@@ -214,12 +215,14 @@ class Run:
                 evaluation = evaluate_run_agent(
                     agent,
                     config.env_id,
+                    split=config.eval_split,
                     episodes=config.eval_episodes,
                     env_kwargs=env_kwargs,
                     progress=config.progress,
                 )
                 log_evaluation(self.writer, evaluation, step)
             metrics["eval"] = {name: result.as_dict() for name, result in evaluation.items()}
+            metrics["eval_split"] = config.eval_split
         metrics["wall_seconds"] = time.perf_counter() - self.started
         self.writer.close()
         write_json(self.out / "metrics.json", metrics)

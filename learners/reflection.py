@@ -353,7 +353,7 @@ def train_sr(config: SRConfig) -> dict[str, Any]:
         )
         after = validate_world_model(agent, wm_val, config.target)
         metrics = {
-            **demo_metrics(dataset),
+            **demo_metrics(dataset, config.val_episodes),
             **teacher,
             **fit,
             "bc_updates": fit["updates"],

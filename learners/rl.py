@@ -560,6 +560,7 @@ class RLCallback(BaseCallback):
         self.results = results = evaluate_agent(
             self.agent,
             self.config.env_id,
+            split=self.config.eval_split,
             episodes=self.config.eval_episodes,
             env_kwargs=self.config.env_kwargs,
             progress=False,

@@ -564,7 +564,7 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
         # What stage 2 left of the world model (it can overwrite what stage 1 learned).
         after = validate_world_model(agent, wm_val, config.target)
         metrics = {
-            **demo_metrics(dataset),
+            **demo_metrics(dataset, config.val_episodes),
             **wm,
             **fit,
             "bc_updates": fit["updates"],
