@@ -46,7 +46,7 @@ from learners import Learner, get_learner, registered_learners
 from learners.config import config_fields, parse_value
 from learners.data import VERSION as DEMOS_VERSION
 from learners.data import collect_demos, iter_records, load_dataset
-from learners.evaluate import evaluate_expert
+from learners.evaluate import EVAL_SEED, evaluate_expert
 from learners.rollouts import VERSION as ROLLOUTS_VERSION
 from learners.rollouts import collect_rollouts
 from learners.world_model import parse_k
@@ -67,7 +67,7 @@ _RL = ("rl-scratch", "rl-from-bc", "rl-from-iwm")
 
 #: Config fields added after results files were written, at the value every earlier run
 #: had: a run's spec leaves them out at that value, so its hash (and resuming) is unchanged.
-LATER_FIELDS: dict[str, Any] = {"eval_split": "test", "val_episodes": None}
+LATER_FIELDS: dict[str, Any] = {"eval_split": "test", "eval_seed": 10_000, "val_episodes": None}
 
 #: Config fields the sweep fills in itself for each run (paths, logging): not in its hash.
 RUNTIME_FIELDS = frozenset(
@@ -112,6 +112,9 @@ class Profile:
     """The report compares every other learner with this one."""
     compare: tuple[str, ...] = ()
     """The learners the report's headline compares with the baseline (empty: all others)."""
+    demo_seed: int = 0
+    """Instance seed of the first demo episode (another range: instances a study does not
+    use, e.g. to tune on)."""
     focus: tuple[str, ...] = ()
     """The settings where every learner runs; elsewhere only the baseline does (empty:
     every learner everywhere). Lets a profile measure the baseline on every setting and
@@ -245,6 +248,8 @@ def run_spec(
     }
     if learner.needs_demos:
         spec.update(budget=budget, episodes=values["episodes"], full_budget=profile.full_budget)
+        if profile.demo_seed:  # only where set: earlier runs' hashes stay as they were
+            spec["demo_seed"] = profile.demo_seed
     if learner.needs_rollouts and _shares_rollouts(config):
         spec["rollouts_k"] = config.k
     if learner.warm_start is not None:
@@ -442,6 +447,7 @@ def prepare(
     *,
     val_episodes: int = 0,
     eval_split: str = "test",
+    eval_seed: int = EVAL_SEED,
 ) -> float:
     """Collect the setting's demos (``val_episodes`` validation episodes, then the full
     budget; and uniform rollouts for each of ``rollout_ks``) once; return the expert's
@@ -459,12 +465,16 @@ def prepare(
             path.unlink()
     if not demos.exists():
         episodes = val_episodes + profile.full_budget
-        collect_demos(env_id, episodes, demos, env_kwargs=kwargs, progress=False)
+        collect_demos(
+            env_id, episodes, demos, seed=profile.demo_seed, env_kwargs=kwargs, progress=False
+        )
     for k, path in rollouts.items():
         if not path.exists():
             dataset = load_dataset(demos, env_id)
             collect_rollouts(dataset, demos, path, k=parse_k(k), progress=False)
-    expert = evaluate_expert(env_id, split=eval_split, episodes=eval_episodes, env_kwargs=kwargs)
+    expert = evaluate_expert(
+        env_id, split=eval_split, seed=eval_seed, episodes=eval_episodes, env_kwargs=kwargs
+    )
     return expert.success_rate
 
 
@@ -496,6 +506,10 @@ def prepare_all(
     if len(splits) > 1:
         raise ValueError(f"profile {profile.name}: learners evaluate on different splits {splits}")
     (eval_split,) = splits
+    eval_seeds = {config.eval_seed for _, config in configs.values()}
+    if len(eval_seeds) > 1:
+        raise ValueError(f"profile {profile.name}: learners evaluate from different seeds")
+    (eval_seed,) = eval_seeds
     expert = {
         env_id: prepare(
             profile,
@@ -505,6 +519,7 @@ def prepare_all(
             eval_episodes,
             val_episodes=val_episodes,
             eval_split=eval_split,
+            eval_seed=eval_seed,
         )
         for env_id in progress_bar(
             resolved, desc="preparing demos", disable=not progress, leave=False

@@ -63,6 +63,12 @@ class RunConfig:
     eval_episodes: int = option(
         50, "test-split episodes for the final evaluation (0 skips it)", low=0
     )
+    eval_seed: int = option(
+        10_000,
+        "instance seed of the final evaluation's first episode (learners.evaluate.EVAL_SEED; "
+        "another range gives instances a study does not use, e.g. to tune on)",
+        low=0,
+    )
     eval_split: str = option(
         "test",
         "the split of the final evaluation: test, or novel (a setting's knowledge split, where "

@@ -216,6 +216,7 @@ class Run:
                     agent,
                     config.env_id,
                     split=config.eval_split,
+                    seed=config.eval_seed,
                     episodes=config.eval_episodes,
                     env_kwargs=env_kwargs,
                     progress=config.progress,

@@ -561,6 +561,7 @@ class RLCallback(BaseCallback):
             self.agent,
             self.config.env_id,
             split=self.config.eval_split,
+            seed=self.config.eval_seed,
             episodes=self.config.eval_episodes,
             env_kwargs=self.config.env_kwargs,
             progress=False,

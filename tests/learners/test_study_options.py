@@ -4,6 +4,7 @@ knowledge split; neither changes the hash of a run that does not use it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from benchmarks import sweep
 from learners import get_learner
 from learners.data import collect_demos, load_dataset
+from learners.evaluate import EVAL_SEED
 from learners.imitation import BCConfig, _outside_budget
 
 TINY = {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}
@@ -81,3 +83,12 @@ def test_default_study_options_leave_run_hashes_unchanged() -> None:
     study = sweep.customize(smoke, values=["val_episodes=5", "eval_split=novel"])
     spec = sweep.run_spec(study, "earlyexp/Household-v0", "bc", 0, 1.0)
     assert (spec["config"]["val_episodes"], spec["config"]["eval_split"]) == (5, "novel")
+
+
+def test_tuning_instances_are_apart_from_the_studys() -> None:
+    assert BCConfig().eval_seed == EVAL_SEED  # the default is evaluate's own
+    smoke = sweep.PROFILES["smoke"]
+    assert "demo_seed" not in sweep.run_spec(smoke, "earlyexp/Household-v0", "bc", 0, 1.0)
+    tune = replace(smoke, demo_seed=100_000, config={**smoke.config, "eval_seed": 20_000})
+    spec = sweep.run_spec(tune, "earlyexp/Household-v0", "bc", 0, 1.0)
+    assert (spec["demo_seed"], spec["config"]["eval_seed"]) == (100_000, 20_000)
