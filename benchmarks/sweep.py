@@ -132,6 +132,22 @@ _SMALL_TEXTWORLD = {
     "earlyexp/TreasureHunter-v0": {"games": 3, "level": 11},
 }
 
+#: The study's early-experience learners (study-tune picks its primary one among them).
+EARLY_EXPERIENCE = ("iwm-matched", "iwm-joint", "iwm-lookahead", "sr")
+#: Every arm of the study: BC, its matched-update control, the early-experience learners,
+#: and the two controls that remove what early experience adds (action-outcome pairing;
+#: the alternatives).
+STUDY_ARMS = ("bc", "bc-short", *EARLY_EXPERIENCE, "iwm-shuffled", "iwm-expert-only")
+#: Settings with a knowledge split; Household's is that of its knowledge=True variant.
+_KNOWLEDGE_SETTINGS = ("earlyexp/Household-v0", "earlyexp/Lab-v0", "earlyexp/WebNav-v0")
+_KNOWLEDGE_KWARGS = {"earlyexp/Household-v0": {"knowledge": True}}
+_STUDY_CONFIG = {"eval_episodes": 200, "val_episodes": 10}
+_STUDY_COST = (
+    "8 learners x 2 budgets x 10 seeds per setting (160 runs; the default model, early "
+    "stopping); roughly 2-3 core-minutes a run on this project's CPU, estimated from single "
+    "runs, not measured end to end: about 7 core-hours per setting"
+)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -182,6 +198,45 @@ PROFILES: dict[str, Profile] = {
             "dagger": {"iterations": 4, "rollouts": 20},
             **dict.fromkeys(_RL, {"steps": 100_000, "n_steps": 512, "eval_every": 2000}),
         },
+    ),
+    # The pre-registered study of issue 16 (README, "The early-experience study"): every
+    # arm and control, 10 paired seeds (same initial weights, validation episodes and test
+    # instances), 25 and 50 demos, 200 test episodes, the learners' default settings.
+    "study": Profile(
+        name="study",
+        cost=_STUDY_COST,
+        full_budget=50,
+        budgets=(0.5, 1.0),
+        seeds=tuple(range(10)),
+        settings=("earlyexp/Household-v0",),
+        learners=STUDY_ARMS,
+        config=_STUDY_CONFIG,
+    ),
+    "study-novel": Profile(
+        name="study-novel",
+        cost=_STUDY_COST,
+        full_budget=50,
+        budgets=(0.5, 1.0),
+        seeds=tuple(range(10)),
+        settings=_KNOWLEDGE_SETTINGS,
+        learners=STUDY_ARMS,
+        config={**_STUDY_CONFIG, "eval_split": "novel"},
+        env_kwargs=_KNOWLEDGE_KWARGS,
+    ),
+    # Chooses the study's primary early-experience learner before the study runs, on other
+    # seeds, other demo instances and other test instances (README: the selection rule).
+    "study-tune": Profile(
+        name="study-tune",
+        cost="3 settings x 5 learners x 3 seeds at 50 demos (45 runs); about 3 hours on a "
+        "2-core CPU, estimated from single runs, not measured",
+        full_budget=50,
+        budgets=(1.0,),
+        seeds=(100, 101, 102),
+        settings=_KNOWLEDGE_SETTINGS,
+        learners=("bc", *EARLY_EXPERIENCE),
+        config={**_STUDY_CONFIG, "eval_split": "novel", "eval_episodes": 100, "eval_seed": 20_000},
+        env_kwargs=_KNOWLEDGE_KWARGS,
+        demo_seed=100_000,
     ),
 }
 

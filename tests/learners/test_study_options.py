@@ -92,3 +92,24 @@ def test_tuning_instances_are_apart_from_the_studys() -> None:
     tune = replace(smoke, demo_seed=100_000, config={**smoke.config, "eval_seed": 20_000})
     spec = sweep.run_spec(tune, "earlyexp/Household-v0", "bc", 0, 1.0)
     assert (spec["demo_seed"], spec["config"]["eval_seed"]) == (100_000, 20_000)
+
+
+def test_the_study_profiles_pair_every_arm_and_keep_tuning_apart() -> None:
+    study, novel, tune = (sweep.PROFILES[n] for n in ("study", "study-novel", "study-tune"))
+    for profile in (study, novel):
+        first, second = sweep.plan(profile, list(profile.settings), list(profile.learners))
+        assert not second and len(first) == len(profile.settings) * 8 * 2 * 10
+        assert [sweep.episodes_at(profile, b) for b in profile.budgets] == [25, 50]
+        for spec in first:
+            assert (spec["config"]["val_episodes"], spec["config"]["eval_episodes"]) == (10, 200)
+    household = sweep.run_spec(novel, "earlyexp/Household-v0", "sr", 0, 1.0)
+    assert household["env_kwargs"] == {"knowledge": True}
+    assert household["config"]["eval_split"] == "novel"
+    assert (
+        "eval_split" not in sweep.run_spec(study, "earlyexp/Household-v0", "bc", 0, 1.0)["config"]
+    )
+    # tuning: other seeds, other demo instances, other test instances than the study's
+    assert not set(tune.seeds) & set(study.seeds)
+    assert tune.demo_seed >= novel.full_budget + 10  # past the study's demo instances
+    assert tune.config["eval_seed"] >= EVAL_SEED + novel.config["eval_episodes"]
+    assert set(tune.learners) - {"bc"} == set(sweep.EARLY_EXPERIENCE)
