@@ -1116,7 +1116,10 @@ def failure_taxonomy(
     seeds = list(range(seed, seed + episodes))
     traces = record_episodes(policy, env_id, seeds, split=split, env_kwargs=env_kwargs)
     records = []
+    families: Counter = Counter()
     for trace in traces:
+        family = goal_family(env_id, trace.goal, trace.first_checklist)
+        families[family] += 1
         if trace.success:
             continue
         diagnosis = classify(trace, loop_threshold)
@@ -1124,6 +1127,7 @@ def failure_taxonomy(
             {
                 "seed": trace.seed,
                 "goal": trace.goal,
+                "family": family,
                 "steps": len(trace.steps),
                 "category": diagnosis.category,
                 "flags": diagnosis.flags,
@@ -1136,9 +1140,45 @@ def failure_taxonomy(
         "episodes": episodes,
         "greedy": greedy,
         "successes": sum(t.success for t in traces),
+        "families": dict(families),
         "failures": records,
         "search_decided": _search_decided(env_id, split, seed, env_kwargs),
     }
+
+
+def goal_family(env_id: str, goal: str, checklist: dict[str, bool]) -> str:
+    """The task family of an instance, per setting, from its goal and checklist (Household's
+    task types, Lab's families, WebNav's task kinds); elsewhere the goal's first word."""
+    name = setting_name(env_id)
+    keys = list(checklist)
+    if name == "Household" and keys:
+        if keys[0].startswith("holding "):
+            return "look at in light"
+        if keys[0].startswith("first "):
+            return "two objects"
+        state = re.match(r"^\w+ is (clean|hot|cool)$", keys[0])
+        return (
+            {"clean": "clean", "hot": "heat", "cool": "cool"}[state.group(1)] if state else "pick"
+        )
+    if name == "Lab":
+        for pattern, family in (
+            (r"task is to (melt|boil|freeze) ", None),
+            (r"measure the temperature", "measure temperature"),
+            (r"measure the melting point", "melting point"),
+            (r"create .* paint", "mix paint"),
+            (r"turn on the", "power component"),
+            (r"grow a", "grow plant"),
+        ):
+            match = re.search(pattern, goal)
+            if match:
+                return family or match.group(1)
+    if name == "WebNav" and keys:
+        if keys[-1] == "answered correctly":
+            what = next((w for w in ("order", "thread") if w in keys[0]), "account")
+            return f"ask about {what}"
+        return re.sub(r"\s+", " ", re.sub(r"#\d+|'[^']*'", "", keys[-1])).strip()
+    words = goal.split()
+    return words[0].lower() if words else ""
 
 
 def _search_decided(env_id: str, split: str, seed: int, env_kwargs: dict | None) -> bool:
@@ -1175,7 +1215,8 @@ def format_taxonomy(report: dict[str, Any], examples: bool = True) -> str:
 
     lines = [
         f"Failure taxonomy: {report['env_id']} ({report['split']} split, {mode}); "
-        "primary category (first that applies, in column order), % of failures:",
+        "primary category (the earliest step error, else the first of loop, search order, "
+        "ran out of steps, other that applies), % of failures:",
         "",
         head,
         rule,
@@ -1189,6 +1230,24 @@ def format_taxonomy(report: dict[str, Any], examples: bool = True) -> str:
     ]
     if not report.get("search_decided", True):
         lines += ["", "Search order is not decided on this setting (see the module docstring)."]
+    families = report.get("families", {})
+    if families:
+        lines += [
+            "",
+            "Primary categories by task family:",
+            "",
+            "| family | episodes | success | failures | " + " | ".join(CATEGORIES) + " |",
+            rule,
+        ]
+        for family, total in sorted(families.items()):
+            mine = [f for f in failures if f.get("family") == family]
+            counts = Counter(f["category"] for f in mine)
+            cells = [str(counts[c]) if counts[c] else "0" for c in CATEGORIES]
+            lines.append(
+                f"| {family} | {total} | {(total - len(mine)) / total:.2f} | {len(mine)} | "
+                + " | ".join(cells)
+                + " |"
+            )
     if examples and failures:
         lines += ["", "| category | seed | goal | evidence |", "|---|---:|---|---|"]
         for category in CATEGORIES:

@@ -25,6 +25,7 @@ from learners.diagnostics import (
     failure_taxonomy,
     format_taxonomy,
     format_wm_report,
+    goal_family,
     main,
     record_episode,
     reveal_class,
@@ -488,6 +489,31 @@ def test_real_lab_wrong_answer_and_webnav_search() -> None:
     assert ("search order" in d.flags) == (not ever)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "families"),
+    [
+        (HOUSEHOLD, {"pick", "clean", "heat", "cool", "look at in light", "two objects"}),
+        (
+            LAB,
+            {"melt", "boil", "freeze", "measure temperature", "melting point", "mix paint"}
+            | {"power component", "grow plant"},
+        ),
+        (
+            WEBNAV,
+            {"ask about account", "ask about order", "ask about thread", "address saved"}
+            | {"order cancelled", "reply posted"},
+        ),
+    ],
+)
+def test_goal_families(env_id: str, families: set[str]) -> None:
+    env = envs.make(env_id, split="train")
+    seen = set()
+    for seed in range(200):
+        obs, info = env.reset(seed=seed)
+        seen.add(goal_family(env_id, obs["goal"], info["checklist"]))
+    assert seen == families
+
+
 # -- end to end on tiny trained agents ------------------------------------------------------
 
 
@@ -515,7 +541,7 @@ def test_failure_taxonomy_of_a_trained_agent(files, tmp_path: Path) -> None:
     )
     agent = Agent.load(tmp_path / "bc" / "agent.pt")
     report = failure_taxonomy(agent, HOUSEHOLD, episodes=6)
-    assert report["successes"] + len(report["failures"]) == 6
+    assert report["successes"] + len(report["failures"]) == 6 == sum(report["families"].values())
     for failure in report["failures"]:
         assert failure["category"] in CATEGORIES
         assert failure["category"] in failure["flags"]
