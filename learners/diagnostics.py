@@ -1132,6 +1132,7 @@ def failure_taxonomy(
                 "category": diagnosis.category,
                 "flags": diagnosis.flags,
                 "checklist": trace.steps[-1].after if trace.steps else trace.first_checklist,
+                "first_unmet": first_unmet(trace),
             }
         )
     return {
@@ -1144,6 +1145,13 @@ def failure_taxonomy(
         "failures": records,
         "search_decided": _search_decided(env_id, split, seed, env_kwargs),
     }
+
+
+def first_unmet(trace: EpisodeTrace) -> str | None:
+    """The first checklist item (in the env's order; the settings list sub-goals in the
+    order a solution meets them) that never held during the episode; None if each held."""
+    states = [trace.first_checklist, *(s.after for s in trace.steps)]
+    return next((k for k in trace.first_checklist if not any(c.get(k) for c in states)), None)
 
 
 def goal_family(env_id: str, goal: str, checklist: dict[str, bool]) -> str:

@@ -23,6 +23,7 @@ from learners.diagnostics import (
     classify,
     command_kind,
     failure_taxonomy,
+    first_unmet,
     format_taxonomy,
     format_wm_report,
     goal_family,
@@ -215,6 +216,12 @@ def test_wrong_transformation() -> None:
     d = classify(_hh(steps))
     assert d.category == "wrong transformation"
     assert "heat apple 1" in d.flags["wrong transformation"]
+    assert first_unmet(_hh(steps)) == "apple is cool"
+    cooled = {**HH_LIST, "apple is cool": True}
+    steps.append(
+        _step("c", "cool apple 1 with fridge 1", "cool apple 1 with fridge 1", after=cooled)
+    )
+    assert first_unmet(_hh(steps)) == "a cool apple is in fridge"
     assert "ran out of steps" in d.flags
 
 
