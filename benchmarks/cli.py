@@ -16,7 +16,7 @@ from benchmarks import report, sweep
 from benchmarks.results import RESULTS_FILE, read_results
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
 from learners import get_learner, registered_learners
-from learners.config import add_learner_arguments, config_fields, values_from_args
+from learners.config import add_learner_arguments, config_fields, json_object, values_from_args
 from learners.rollouts import PROPOSERS
 from learners.world_model import parse_k
 
@@ -27,6 +27,14 @@ def cmd_envs(args: argparse.Namespace) -> int:
         info = env_info(env_id)
         print(f"{env_id:<28} {info.family:<10} {info.description}")
     return 0
+
+
+#: ``--split``: a knowledge split exists only where a setting declares one (``make`` says so).
+SPLIT_CHOICES = ("train", "test", "novel")
+ENV_KWARGS_HELP = (
+    "the env's make() keyword arguments as a JSON object, e.g. '{\"knowledge\": true}' "
+    "(Household's knowledge variant, whose novel split holds what its train split never asks)"
+)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -76,7 +84,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     """Collect expert demonstrations to a dataset file."""
     from learners.data import collect_demos
 
-    dataset = collect_demos(args.env_id, args.episodes, args.out, split=args.split, seed=args.seed)
+    dataset = collect_demos(
+        args.env_id,
+        args.episodes,
+        args.out,
+        split=args.split,
+        seed=args.seed,
+        env_kwargs=args.env_kwargs,
+    )
     solved = sum(e.success for e in dataset.episodes)
     print(
         f"wrote {args.out}: {len(dataset.episodes)} episodes, {dataset.num_steps} steps, "
@@ -160,13 +175,16 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a saved agent (greedy and sampled) beside random and expert policies."""
-    from agents import Agent
-    from learners.evaluate import evaluate_agent, evaluate_expert, format_report
+    from agents import load_agent
+    from learners.evaluate import evaluate_expert, format_report
+    from learners.lifecycle import evaluate_run_agent
 
     env_id = resolve_id(args.env)
-    agent = Agent.load(args.checkpoint)
-    common = dict(split=args.split, episodes=args.episodes, seed=args.seed)
-    results = evaluate_agent(agent, env_id, progress=not args.json, **common)
+    agent = load_agent(args.checkpoint)  # either agent type
+    common = dict(
+        split=args.split, episodes=args.episodes, seed=args.seed, env_kwargs=args.env_kwargs
+    )
+    results = evaluate_run_agent(agent, env_id, progress=not args.json, **common)
     results["expert"] = evaluate_expert(env_id, **common)
     if args.json:
         payload = {
@@ -277,15 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("play", help="play an env in the terminal")
     p.add_argument("env_id", help=env_help)
     p.add_argument("--seed", type=int, default=0, help="instance seed")
-    p.add_argument("--split", choices=("train", "test"), default="train")
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="train")
     p.set_defaults(run=cmd_play)
 
     p = sub.add_parser("collect", help="collect expert demonstrations to a file")
     p.add_argument("env_id", help=env_help)
     p.add_argument("--episodes", type=_positive, required=True, help="number of episodes")
     p.add_argument("--out", required=True, help="dataset file to write (JSON Lines)")
-    p.add_argument("--split", choices=("train", "test"), default="train")
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="train")
     p.add_argument("--seed", type=int, default=0, help="first instance seed")
+    p.add_argument("--env-kwargs", type=json_object, default={}, help=ENV_KWARGS_HELP)
     p.set_defaults(run=cmd_collect)
 
     p = sub.add_parser("train", help="train an agent; saves DIR/agent.pt and DIR/metrics.json")
@@ -322,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="agent.pt written by `earlyexp train`")
     p.add_argument("--env", required=True, help=env_help)
     p.add_argument("--episodes", type=_positive, default=50)
-    p.add_argument("--split", choices=("train", "test"), default="test")
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="test")
     p.add_argument("--seed", type=int, default=10_000, help="first instance seed")
+    p.add_argument("--env-kwargs", type=json_object, default={}, help=ENV_KWARGS_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)
 

@@ -292,11 +292,12 @@ def _parser_of(kind: Any) -> Any:
     # ``int | None`` and friends: parse as the non-None member; a dict is given as JSON.
     member = _members(kind)[0]
     if (get_origin(member) or member) is dict:
-        return _json_object
+        return json_object
     return member
 
 
-def _json_object(text: str) -> dict:
+def json_object(text: str) -> dict:
+    """Parse a flag's JSON object (argparse ``type=``): a clear error for anything else."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
