@@ -35,11 +35,14 @@ arriving somewhere or examining something *shows*. So:
   one half, micro F1 on the other, both ways), then the table is refitted on all of them.
   It knows nothing of the state but what it subtracts: a head that does not beat it has
   not learned anything about *this* state that a lookup of the command could not give.
-* *Content* tokens: the revealed tokens that the command's verb does not fix (those that
-  fewer than half of the verb's training transitions revealed, :data:`FIXED_SHARE`): the
-  objects in an opened container or at a new place rather than "arrive" or "facing",
-  which a first ``go`` or ``look`` of an episode reveals whatever the state. Head and
-  table are scored on them the same way (their predictions minus the fixed tokens).
+* *Content* tokens: the revealed tokens that name something the agent can act on, the
+  entity vocabulary (:func:`entity_vocabulary`): every word of an admissible command in
+  the demos but the commands' verbs and function words (``take bowl 1 from shelf 1`` ->
+  bowl, 1, shelf). What is left out is what the command fixes ("arrive", "at", "closed",
+  "facing", "There's nothing special about"), which the first such command of an episode
+  reveals whatever the state, and plain words such as "nothing". Head and table are
+  scored on content tokens the same way (both predictions cut to the vocabulary), and the
+  report lists the most often revealed tokens with how often each predicted them.
 * For context: the head's F1 on the whole next observation and copying the current
   observation's (as ``validate_world_model`` computes them, the mean over transitions;
   over every validation transition it equals the run's ``wm_final_val_f1``), and the share
@@ -326,9 +329,6 @@ class F1Tally:
 
 _NUMBER = re.compile(r"^\d+$")
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
-#: A token the verb reveals in at least this share of its training transitions is fixed by
-#: the verb ("arrive", "facing"): content tokens are the revealed ones that are not.
-FIXED_SHARE = 0.5
 MIN_COUNTS = (1, 2, 3, 5)
 
 
@@ -402,6 +402,18 @@ class CountTable:
                 if score > best_score:
                     best, best_score = (threshold, min_count), score
         return cls(*best).fit((c, r) for _, c, _, r in items)
+
+
+def entity_vocabulary(agent: Agent, dataset: Dataset) -> set:
+    """Token ids of the words that name what the agent can act on: every word of every
+    admissible command of ``dataset`` except the first (the verb) and function words."""
+    vocab: set = set()
+    commands = {c for e in dataset.episodes for s in e.steps for c in s.admissible}
+    for command in commands:
+        for word in _WORDS.tokenize(command)[1:]:
+            if word not in _STOPWORDS and (word.isalnum() or word == "_"):
+                vocab.add(agent.tokenizer.token_ids(word)[0])
+    return vocab
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,12 +514,12 @@ class WMRow:
     head_all: list[float] = field(default_factory=list)
     copy_all: list[float] = field(default_factory=list)
 
-    def add(self, move: Move, predicted: set, table: set, fixed: set) -> None:
-        """Count one move: its revealed tokens (and those of them its verb does not fix,
-        ``fixed``) against the head's and the table's new tokens; its whole next
-        observation against the head's and the copy's."""
+    def add(self, move: Move, predicted: set, table: set, vocab: set) -> None:
+        """Count one move: its revealed tokens (and those of them in the entity ``vocab``)
+        against the head's and the table's new tokens; its whole next observation against
+        the head's and the copy's."""
         revealed = move.revealed
-        content = revealed - fixed
+        content = revealed & vocab
         new = predicted - move.state
         self.transitions += 1
         self.revealing += bool(revealed)
@@ -516,8 +528,8 @@ class WMRow:
         self.content_share.append(len(content) / size)
         self.head.add(new, revealed)
         self.table.add(table, revealed)
-        self.head_content.add(new - fixed, content)
-        self.table_content.add(table - fixed, content)
+        self.head_content.add(new & vocab, content)
+        self.table_content.add(table & vocab, content)
         self.head_all.append(token_f1(predicted, move.next))
         self.copy_all.append(token_f1(move.current, move.next))
 
@@ -579,24 +591,17 @@ def world_model_report(
     env_id = dataset.env_id
     train_items: list[tuple[int, str, set, set]] = []
     val_states: list[BranchedState] = []
-    verbs: Counter = Counter()
-    verb_tokens: dict[str, Counter] = {}
+    vocab = entity_vocabulary(agent, dataset)
     for state in load_rollouts(rollouts, dataset):
         if dataset.episodes[state.episode].seed not in train_seeds:
             val_states.append(state)
             continue
         for move in moves_of(agent, dataset, state, env_id):
-            verb = command_verb(move.command)
-            verbs[verb] += 1
-            verb_tokens.setdefault(verb, Counter()).update(move.revealed)
             if move.reveal is not None:
                 train_items.append((move.episode, move.command, move.state, move.revealed))
     table = CountTable.tuned(train_items)
-    # Tokens the verb fixes: revealed by at least half of the verb's training transitions.
-    fixed = {
-        verb: {t for t, c in verb_tokens[verb].items() if c >= FIXED_SHARE * n}
-        for verb, n in verbs.items()
-    }
+    words = _word_of(agent, dataset, val_states)
+    tokens: dict[int, Counter] = {}  # revealed id -> counts (revealed, content, head, table)
     rows: dict[str, WMRow] = {}
 
     def row(name: str) -> WMRow:
@@ -615,9 +620,15 @@ def world_model_report(
                 groups.append("other commands")
             else:
                 groups += ["revealing commands", f"  {move.reveal}"]
-            verb_fixed = fixed.get(command_verb(move.command), set())
             for name in groups:
-                row(name).add(move, pred, guess, verb_fixed)
+                row(name).add(move, pred, guess, vocab)
+            if move.reveal is not None:
+                for t in move.revealed:
+                    tally = tokens.setdefault(t, Counter())
+                    tally["revealed"] += 1
+                    tally["content"] += t in vocab
+                    tally["head"] += t in pred
+                    tally["table"] += t in guess
     return {
         "env_id": env_id,
         "agent_learner": meta.get("learner"),
@@ -630,7 +641,28 @@ def world_model_report(
         "table_train_transitions": len(train_items),
         "run_wm_final_val_f1": meta.get("wm_final_val_f1"),
         "rows": [r.as_dict() for r in rows.values() if r.transitions],
+        "top_revealed": [
+            {"token": words.get(t, str(t)), **counts}
+            for t, counts in sorted(tokens.items(), key=lambda kv: -kv[1]["revealed"])[:TOP]
+        ],
     }
+
+
+#: How many of the most often revealed tokens the world-model report lists.
+TOP = 20
+
+
+def _word_of(agent: Agent, dataset: Dataset, states: Sequence[BranchedState]) -> dict[int, str]:
+    """Token id -> a word it hashes from, over the texts of ``states`` (for reading ids)."""
+    words: dict[int, str] = {}
+    for state in states:
+        episode = dataset.episodes[state.episode]
+        texts = [episode.goal, *(s.text for s in episode.steps)]
+        texts += [m.next_text for m in (state.expert, *state.branches)]
+        for text in texts:
+            for word in agent.tokenizer.tokenize(text):
+                words.setdefault(agent.tokenizer.token_ids(word)[0], word)
+    return words
 
 
 def format_wm_report(report: dict[str, Any]) -> str:
@@ -643,8 +675,9 @@ def format_wm_report(report: dict[str, Any]) -> str:
         f"{report['demo_episodes']}; count table: threshold {table['threshold']}, min count "
         f"{table['min_count']}, fitted on {report['table_train_transitions']} training "
         "transitions. Revealed: next-observation tokens in neither the state nor the command; "
-        "content: revealed tokens the command's verb does not fix (revealed by under half of "
-        "the verb's training transitions). F1 is micro (pooled), precision / recall after it.",
+        "content: revealed tokens that name something the agent can act on (a word of the "
+        "demos' admissible commands, verbs and function words aside). F1 is micro (pooled), "
+        "precision / recall after it.",
         "",
         "| transitions | n | revealing | revealed share | content share | head F1 revealed "
         "| table F1 revealed | head F1 content | table F1 content | head all-token F1 "
@@ -668,6 +701,20 @@ def format_wm_report(report: dict[str, Any]) -> str:
             _num(r["copy_all_f1"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if report.get("top_revealed"):
+        lines += [
+            "",
+            "The tokens revealing commands revealed most often (content: an entity word), and "
+            "how often the head and the table predicted them:",
+            "",
+            "| token | content | revealed | head predicted | table predicted |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for t in report["top_revealed"]:
+            content = "yes" if t["content"] else "no"
+            lines.append(
+                f"| {t['token']} | {content} | {t['revealed']} | {t['head']} | {t['table']} |"
+            )
     if report.get("run_wm_final_val_f1") is not None:
         lines += [
             "",

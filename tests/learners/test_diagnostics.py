@@ -22,6 +22,7 @@ from learners.diagnostics import (
     StepRecord,
     classify,
     command_kind,
+    entity_vocabulary,
     failure_taxonomy,
     first_unmet,
     format_taxonomy,
@@ -120,6 +121,17 @@ def test_f1_against_hand_computed_values() -> None:
     assert tally.micro == pytest.approx(2 * 2 / 9)
     assert tally.macro == pytest.approx((4 / 7 + 0) / 2)
     assert np.isnan(F1Tally().macro) and F1Tally().micro == 1.0
+
+
+def test_entity_vocabulary_names_what_commands_act_on() -> None:
+    from learners.data import Dataset, Episode, Step
+
+    step = Step("x", ["take bowl 1 from shelf 1", "go to drawer 2", "look"], "look")
+    dataset = Dataset(HOUSEHOLD, "train", 0, [Episode(0, "goal", False, "", [step])])
+    agent = Agent()
+    vocab = entity_vocabulary(agent, dataset)
+    ids = agent.tokenizer.token_ids
+    assert vocab == {ids(w)[0] for w in ("bowl", "1", "shelf", "drawer", "2")}
 
 
 # -- the count-table baseline --------------------------------------------------------------
