@@ -47,6 +47,11 @@ arriving somewhere or examining something *shows*. So:
   observation's (as ``validate_world_model`` computes them, the mean over transitions;
   over every validation transition it equals the run's ``wm_final_val_f1``), and the share
   of a next observation's tokens that are revealed.
+* Which head: an IWM run saves the network after stage 2, whose imitation updates can
+  overwrite what the head learned (its ``wm_final_val_f1`` against ``wm_val_f1``). The
+  ``stage1`` command (:func:`rebuild_stage_one`) rebuilds the run's stage 1 alone from its
+  checkpoint's model, seed and budget (the same calls in the same order, so the same
+  weights and the same ``wm_val_f1``) and saves that agent, to score the head at its best.
 
 **Why do a policy's test episodes fail?** (``failures``) Each test episode is played with
 the env's expert asked, at every state, what it would do (the contract's
