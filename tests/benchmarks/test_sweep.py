@@ -61,25 +61,44 @@ def test_bad_selections_are_refused() -> None:
 def test_smoke_profile_end_to_end(
     tmp_path: Path, textworld_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every setting x every learner of the smoke profile, end to end, in its smallest real
+    version (the suite's heaviest test): the full demo budget only, one evaluation episode
+    per policy, and RL evaluated at its start and end only. The rest of the smoke profile is
+    the same code on other numbers: its two budgets and three evaluation episodes run in
+    test_a_killed_sweep_resumes_without_losing_or_duplicating and
+    tests/test_readme.py::test_readme_user_learner_example, RL's evaluations in between in
+    tests/benchmarks/test_interrupt.py and tests/learners/test_rl.py."""
     # the smoke profile's TextWorld pools are the tests' tiny pools: reuse their games
     for env_id, (_, difficulty) in CASES.items():
         assert SMOKE.env_kwargs[env_id] == {"games": GAMES, **difficulty}
     monkeypatch.setenv("EARLYEXP_CACHE_DIR", str(textworld_cache))
-    outcome = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
+    steps = SMOKE.per_learner["rl-scratch"]["steps"]
+    profile = sweep.customize(
+        SMOKE,
+        demos=[SMOKE.full_budget],
+        values=[
+            "eval_episodes=1",
+            *(f"{learner}.eval_every={steps}" for learner in ("rl-scratch", *WARM_START)),
+        ],
+    )
+    assert profile.budgets == (1.0,) and profile.rl_budget == 1.0
+    outcome = sweep.sweep(profile, tmp_path, executor=sweep.local_executor(2), progress=False)
     assert outcome.failures == []
     rows = read_results(tmp_path / RESULTS_FILE).rows
-    first, second = sweep.plan(SMOKE, list(sweep.SETTINGS), list(SMOKE.learners))
+    first, second = sweep.plan(profile, list(sweep.SETTINGS), list(SMOKE.learners))
     assert outcome.finished == len(rows) == len(first) + len(second)
     assert {row["env_id"] for row in rows} == set(sweep.SETTINGS)
+    for env_id in sweep.SETTINGS:
+        assert {row["learner"] for row in rows if row["env_id"] == env_id} == set(SMOKE.learners)
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
         assert row["versions"]["torch"]
     rl = [row for row in rows if row["kind"] == "rl"]
-    steps = SMOKE.per_learner["rl-scratch"]["steps"]
-    assert rl and all(row["curve"] and row["curve"][-1][0] >= steps for row in rl)
+    for row in rl:  # evaluated before training and after its last update
+        assert len(row["curve"]) == 2 and row["curve"][0][0] == 0 <= steps <= row["curve"][1][0]
     assert list((tmp_path / "tensorboard").iterdir())
     # a second invocation finds everything done
-    again = sweep.sweep(SMOKE, tmp_path, executor=sweep.local_executor(2), progress=False)
+    again = sweep.sweep(profile, tmp_path, executor=sweep.local_executor(2), progress=False)
     assert (again.finished, again.skipped) == (0, len(rows))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
-from agents import Agent, ModelConfig
+from agents import Agent
 from learners.data import Episode, Step, collect_demos, encode_decisions
 from learners.evaluate import RandomPolicy, evaluate
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
@@ -24,18 +24,19 @@ def test_bc_beats_random_on_household_test_split(tmp_path: Path) -> None:
         env_id=HOUSEHOLD,
         demos=str(demos),
         out=str(tmp_path / "bc"),
-        max_updates=400,
+        # The default model: it learns more per update than a smaller one (0.5 after 150
+        # updates, where d_model=32 and one layer needed 400, at 1.4x the CPU time).
+        max_updates=150,
         eval_episodes=30,
         log_dir=str(tmp_path / "runs"),
         progress=False,
-        model=ModelConfig(d_model=32, n_layers=1, ff_dim=64),  # half the time of the default
     )
     metrics = train_bc(config)
     bc, chance = (
         metrics["eval"]["greedy"]["success_rate"],
         metrics["eval"]["random"]["success_rate"],
     )
-    assert bc >= chance + 0.25, metrics["eval"]  # seen here: 0.53 vs 0.00
+    assert bc >= chance + 0.25, metrics["eval"]  # seen here: 0.50 vs 0.00
     assert json.loads((tmp_path / "bc" / "metrics.json").read_text())["learner"] == "bc"
     event_files = list((tmp_path / "runs").rglob("events.out.tfevents.*"))
     assert len(event_files) == 1 and "Household-v0__bc__0__" in str(event_files[0])
@@ -59,8 +60,15 @@ def _train_toy(tmp_path: Path, name: str, device: str = "auto") -> Agent:
     return Agent.load(tmp_path / name / "agent.pt")
 
 
-def test_bc_is_deterministic(tmp_path: Path) -> None:
-    first, second = _train_toy(tmp_path, "a"), _train_toy(tmp_path, "b")
+@pytest.fixture(scope="module")
+def toy_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Agent, Agent]:
+    """Two BC agents trained on the toy corridor with the same config and seed."""
+    root = tmp_path_factory.mktemp("toy")
+    return _train_toy(root, "a"), _train_toy(root, "b")
+
+
+def test_bc_is_deterministic(toy_twins: tuple[Agent, Agent]) -> None:
+    first, second = toy_twins
     for (name, a), (_, b) in zip(
         first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
@@ -78,10 +86,10 @@ def test_bc_on_a_gpu_solves_the_toy_corridor_and_saves_for_the_cpu(tmp_path: Pat
     assert learned.success_rate >= 0.9
 
 
-def test_bc_solves_the_toy_corridor(tmp_path: Path) -> None:
+def test_bc_solves_the_toy_corridor(toy_twins: tuple[Agent, Agent]) -> None:
     from learners.evaluate import AgentPolicy
 
-    agent = _train_toy(tmp_path, "toy")
+    agent = toy_twins[0]  # trained as _train_toy trains it, shared with the test above
     learned = evaluate(AgentPolicy(agent), "toy/Corridor-v0", episodes=20)
     chance = evaluate(RandomPolicy(0), "toy/Corridor-v0", episodes=20)
     assert learned.success_rate >= 0.9 > chance.success_rate
@@ -94,7 +102,7 @@ def test_dagger_labels_learner_states_and_beats_random_on_household(tmp_path: Pa
         env_id=HOUSEHOLD,
         demos=str(demos),
         out=str(tmp_path / "dagger"),
-        max_updates=200,
+        max_updates=120,  # per fit: three fits (the demos, then each round)
         iterations=2,
         rollouts=10,
         eval_episodes=30,
@@ -108,7 +116,7 @@ def test_dagger_labels_learner_states_and_beats_random_on_household(tmp_path: Pa
         metrics["eval"]["greedy"]["success_rate"],
         metrics["eval"]["random"]["success_rate"],
     )
-    assert bc >= chance + 0.2, metrics["eval"]
+    assert bc >= chance + 0.2, metrics["eval"]  # seen here: 0.37 vs 0.00
     assert Agent.load(tmp_path / "dagger" / "agent.pt").meta["learner"] == "dagger"
 
 

@@ -84,26 +84,26 @@ def test_iwm_runs_both_budgets_and_beats_random(files, tmp_path: Path) -> None:
         env_id=HOUSEHOLD,
         demos=str(demos),
         rollout_file=str(rollouts),
-        wm_updates=100,
+        wm_updates=50,
         log_dir=str(tmp_path / "runs"),
         progress=False,
     )
     matched = train_iwm(
-        IWMConfig(**common, out=str(tmp_path / "m"), max_updates=400, eval_episodes=30)
+        IWMConfig(**common, out=str(tmp_path / "m"), max_updates=200, eval_episodes=30)
     )
-    assert matched["wm_updates"] == 100 and matched["bc_updates"] <= 300
-    assert matched["updates"] == matched["wm_updates"] + matched["bc_updates"] <= 400
-    assert matched["wm_val_f1"] > matched["wm_copy_f1"]
+    assert matched["wm_updates"] == 50 and matched["bc_updates"] <= 150
+    assert matched["updates"] == matched["wm_updates"] + matched["bc_updates"] <= 200
+    assert matched["wm_val_f1"] > matched["wm_copy_f1"]  # seen here: 0.63 vs 0.57
     greedy, chance = (matched["eval"][p]["success_rate"] for p in ("greedy", "random"))
-    assert greedy >= chance + 0.2, matched["eval"]  # seen here: 0.4 vs 0.0
+    assert greedy >= chance + 0.2, matched["eval"]  # seen here: 0.6 vs 0.0
     assert Agent.load(tmp_path / "m" / "agent.pt").meta["learner"] == "iwm"
 
     extra = train_iwm(
         IWMConfig(
-            **common, out=str(tmp_path / "e"), budget="extra", max_updates=60, eval_episodes=0
+            **common, out=str(tmp_path / "e"), budget="extra", max_updates=30, eval_episodes=0
         )
     )
-    assert extra["bc_updates"] == 60 and extra["updates"] == 160
+    assert extra["bc_updates"] == 30 and extra["updates"] == 80
     tags = {p.parent.name for p in (tmp_path / "runs").rglob("events.out.tfevents.*")}
     assert len(tags) == 2 and all("__iwm__0__" in t for t in tags)
 
