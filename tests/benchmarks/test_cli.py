@@ -55,7 +55,22 @@ def test_play_reads_commands_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys)
         (["eval", "missing.pt", "--env", TOY], "missing.pt"),
     ],
 )
-def test_bad_input_is_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
+def test_bad_input_is_one_line(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """In this process (a real one for one case below: each costs seconds of imports)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EARLYEXP_DEBUG", raising=False)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_in_a_real_process_is_one_line(tmp_path: Path) -> None:
+    """``python -m benchmarks.cli`` in a bare environment: the exit code, and nothing else on
+    stderr (no warning, no traceback) than the one line."""
+    argv, message = ["collect", "nomodule:x/Y-v0", "--episodes", "1", "--out", "x"], "cannot import"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.cli", *argv],
         capture_output=True,

@@ -102,7 +102,8 @@ def test_dagger_labels_learner_states_and_beats_random_on_household(tmp_path: Pa
         env_id=HOUSEHOLD,
         demos=str(demos),
         out=str(tmp_path / "dagger"),
-        max_updates=120,  # per fit: three fits (the demos, then each round)
+        max_updates=150,  # per fit: three fits (the demos, then each round)
+        batch_size=16,  # half the cost of an update; here it learned more per CPU second
         iterations=2,
         rollouts=10,
         eval_episodes=30,
@@ -116,7 +117,7 @@ def test_dagger_labels_learner_states_and_beats_random_on_household(tmp_path: Pa
         metrics["eval"]["greedy"]["success_rate"],
         metrics["eval"]["random"]["success_rate"],
     )
-    assert bc >= chance + 0.2, metrics["eval"]  # seen here: 0.37 vs 0.00
+    assert bc >= chance + 0.2, metrics["eval"]  # seen here: 0.47 vs 0.00
     assert Agent.load(tmp_path / "dagger" / "agent.pt").meta["learner"] == "dagger"
 
 

@@ -54,7 +54,7 @@ def test_world_model_beats_copying_the_observation(files, target: str) -> None:
         train,
         val,
         target=target,
-        max_updates=150,
+        max_updates=100,  # seen here: F1 0.67 (delta) and 0.78 (next) vs copying's 0.57
         batch_size=16,
         learning_rate=3e-3,
         val_every=50,
