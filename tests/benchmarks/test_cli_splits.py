@@ -25,7 +25,7 @@ def test_collect_and_eval_on_the_knowledge_split(
     assert dataset.env_kwargs == {"knowledge": True} and dataset.split == "train"
     train = ["train", HOUSEHOLD, "--learner", "bc", "--demos", str(demos), "--out", str(out)]
     tiny = ["--max-updates", "2", "--eval-episodes", "0", "--d-model", "16", "--n-heads", "2"]
-    assert main([*train, *tiny, "--no-progress"]) == 0
+    assert main([*train, *tiny, "--no-progress", "--log-dir", str(tmp_path / "runs")]) == 0
     capsys.readouterr()
     evaluate = ["eval", str(out / "agent.pt"), "--env", HOUSEHOLD, "--episodes", "3"]
     assert main([*evaluate, "--split", "novel", *KNOWLEDGE, "--json"]) == 0
