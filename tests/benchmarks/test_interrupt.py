@@ -96,13 +96,14 @@ def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resumes(tmp_path: Path
         )
     pgid = process.pid
     try:
-        deadline = time.monotonic() + 60
+        # generous: the suite runs on every core of a CPU other jobs may share
+        deadline = time.monotonic() + 180
         while not (results.exists() and results.read_bytes().count(b"\n") >= 1):
             assert process.poll() is None, (
                 f"the sweep ended (code {process.returncode}) before a run was written:\n"
                 + stderr_file.read_text()
             )
-            assert time.monotonic() < deadline, "no run finished within a minute"
+            assert time.monotonic() < deadline, "no run finished within 3 minutes"
             time.sleep(0.05)
         assert process.poll() is None, "the sweep finished before it could be interrupted"
         workers = {pid: s for pid, s in _group(pgid).items() if pid != process.pid}
