@@ -455,6 +455,8 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
             updates=metrics.get("updates"),
             hit_cap=metrics.get("hit_cap"),  # None: a learner that does not say
         )
+        if "wm_hit_cap" in metrics:  # a world-model stage ran to its cap (a fixed budget)
+            row["wm_hit_cap"] = metrics["wm_hit_cap"]
     else:
         steps = metrics.get("env_steps")
         curve = metrics.get("curve") or [{"steps": steps or 0, "success_rate": row["success"]}]

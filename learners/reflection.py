@@ -358,7 +358,7 @@ def train_sr(config: SRConfig) -> dict[str, Any]:
             **fit,
             "bc_updates": fit["updates"],
             "updates": teacher["wm_updates"] + fit["updates"],
-            "hit_cap": teacher["wm_hit_cap"] or fit["hit_cap"],
+            "hit_cap": fit["hit_cap"],  # the policy's stage (as IWM); the teacher's: wm_hit_cap
             "budget": config.budget,
             "target": config.target,
             "mode": config.mode,

@@ -569,7 +569,9 @@ def train_iwm(config: IWMConfig) -> dict[str, Any]:
             **fit,
             "bc_updates": fit["updates"],
             "updates": wm["wm_updates"] + fit["updates"],
-            "hit_cap": wm.get("wm_hit_cap", False) or fit["hit_cap"],
+            # Converged means the evaluated policy's stage stopped on validation; stage 1's
+            # cap is a fixed budget by design (matched updates), reported as wm_hit_cap.
+            "hit_cap": fit["hit_cap"],
             "budget": config.budget,
             "target": config.target,
             "mode": config.mode,

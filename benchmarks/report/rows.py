@@ -8,8 +8,9 @@ config hash), so a report never silently changes what it shows. No statistics he
 How an imitation run's training ended is the row's ``hit_cap`` where the run recorded it
 (every built-in learner does); for older rows it is inferred (:func:`stopping`) from its
 ``updates`` against the update caps its learner's config implies (:func:`update_caps`). A
-run *converged* when early stopping ended every training stage, and *hit its cap* when a
-stage ran to its update cap. Rows say only the total, so for learners that train in
+run *converged* when early stopping ended the training of the policy it evaluated (for
+IWM and SR the imitation stage; their world-model stage is a fixed budget, whose cap the row
+keeps as ``wm_hit_cap``), and *hit its cap* when that ran to its update cap. Rows say only the total, so for learners that train in
 several stages (IWM, DAgger) the answer can be ``unknown``; that is said, never guessed.
 """
 
@@ -131,8 +132,8 @@ class ImitationRow:
 
 
 def _stopped(row: Mapping[str, Any]) -> str | None:
-    """How training ended, as the run itself recorded it (``hit_cap``: any stage ran to its
-    cap); None for rows from before runs recorded it, or learners that do not."""
+    """How training ended, as the run itself recorded it (``hit_cap``: the policy's training
+    ran to its cap); None for rows from before runs recorded it, or learners that do not."""
     hit_cap = row.get("hit_cap")
     if hit_cap is None:
         return None
