@@ -66,6 +66,7 @@ from agents.agent import (
 from agents.files import atomic_write, seal
 from agents.lm_text import (
     INSTRUCTION,
+    OUTCOME_CUE,
     LMTokenizer,
     env_corpus,
     import_transformers,
@@ -312,11 +313,13 @@ class LMAgent:
         text: str,
         history: Sequence[tuple[str, str]],
         commands: Sequence[str],
+        max_tokens: int | None = None,
     ) -> list[int]:
         """Token ids of the prompt of a state (see :mod:`agents.lm_text`), at most
-        ``max_prompt_tokens``: the oldest history steps are dropped first, then the start
-        of the observation."""
+        ``max_tokens`` (default ``max_prompt_tokens``): the oldest history steps are
+        dropped first, then the start of the observation."""
         cfg, tok = self.config, self.tokenizer
+        limit = cfg.max_prompt_tokens if max_tokens is None else max_tokens
         head, steps, tail = prompt_pieces(
             goal,
             text,
@@ -333,13 +336,36 @@ class LMAgent:
         fixed = tok.prefix + _ids(tok, head)
         end = _ids(tok, tail) + tok.suffix
         past = [_ids(tok, step) for step in steps]
-        budget = cfg.max_prompt_tokens - len(fixed) - len(end)
+        budget = limit - len(fixed) - len(end)
         while past and sum(map(len, past)) > budget:
             past.pop(0)
         ids = fixed + [i for step in past for i in step] + end
-        if len(ids) > cfg.max_prompt_tokens:
-            ids = fixed + end[len(fixed) + len(end) - cfg.max_prompt_tokens :]
+        if len(ids) > limit:
+            ids = fixed + end[len(fixed) + len(end) - limit :]
         return ids
+
+    def encode_outcome(
+        self,
+        goal: str,
+        text: str,
+        history: Sequence[tuple[str, str]],
+        commands: Sequence[str],
+        command: str,
+        next_text: str,
+    ) -> tuple[list[int], list[int]]:
+        """A world-model example (implicit world modeling, ``learners/lm_world_model.py``):
+        the context, the state's prompt followed by ``command`` as the model writes it and
+        the cue ``OUTCOME_CUE``; and the target, the next observation ``next_text`` and the
+        end token, at most a quarter of ``max_prompt_tokens``. The prompt gives up its
+        oldest steps so that the whole example fits in ``max_prompt_tokens``."""
+        tok = self.tokenizer
+        # The command without its end token: here the outcome follows it, not the end.
+        said = list(tok.encode(tok.command_prefix + command))[: self.config.max_command_tokens - 1]
+        cue = said + list(tok.encode(OUTCOME_CUE))
+        target = list(tok.encode(" " + next_text))[: self.config.max_prompt_tokens // 4 - 1]
+        target.append(tok.eos_id)
+        room = self.config.max_prompt_tokens - len(cue) - len(target)
+        return self.encode_prompt(goal, text, history, commands, max_tokens=room) + cue, target
 
     def encode_command(self, command: str) -> list[int]:
         """Token ids of a command as the model writes it, its end token included."""
@@ -421,7 +447,10 @@ class LMAgent:
     ) -> torch.Tensor:
         """Imitation (supervised fine-tuning) loss: the mean negative log-likelihood of the
         command tokens given their prompts, every command token counted once; the prompt
-        tokens are masked out. One left-padded batch; logits only where a command is."""
+        tokens are masked out. One left-padded batch; logits only where a command is.
+
+        Any continuation is scored the same way: with :meth:`encode_outcome`'s contexts and
+        next observations it is the world-model loss of implicit world modeling."""
         device = self.device
         seqs = [list(p) + list(c) for p, c in zip(prompts, commands, strict=True)]
         width = max(map(len, seqs))

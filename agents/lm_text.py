@@ -119,6 +119,11 @@ def prompt_pieces(
     return head, steps, tail
 
 
+#: After a command, the cue that the next observation follows (implicit world modeling's
+#: examples: ``prompt + command + OUTCOME_CUE`` -> `` next observation`` and the end token).
+OUTCOME_CUE = "\nObservation:"
+
+
 # -- tokenizers ----------------------------------------------------------------------------
 class LMTokenizer:
     """Text <-> ids for the LM agent, over a ``tokenizers.Tokenizer`` (trained here) or a

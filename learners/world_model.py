@@ -55,6 +55,11 @@ Both stages stop early on validation, so the BC stage's cap rarely binds: whenev
 with the same seed is the very same run (on Household every run of the 25-200 demo grid
 stopped by 1,500 BC updates, under the 2,000 cap). Giving world modeling itself more updates
 is ``--wm-updates``.
+
+A language-model agent (``--agent lm``) trains through learners/lm_world_model.py: the
+next observation's text after (prompt, command), by the LM's own next-token loss, in the
+modes ``sequential`` and ``mixed`` (its own: world-model and imitation examples shuffled
+together in the same minibatches); the budgets are the same.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, ModelConfig, collate
+from agents import Agent, LMConfig, ModelConfig, collate
 from agents.model import Outcome
 from agents.tokenizer import PAD
 from learners.config import option
@@ -91,7 +96,11 @@ from learners.training import adam, fit_early_stopped
 
 TARGETS = ("delta", "next")
 BUDGETS = ("matched", "extra")
-MODES = ("sequential", "joint", "sequential-joint")
+MODES = ("sequential", "joint", "sequential-joint", "mixed")
+#: The modes of the language-model agent (``--agent lm``; see learners/lm_world_model.py).
+LM_MODES = ("sequential", "mixed")
+#: Modes without a world-modeling stage: the whole budget is the imitation stage's.
+ONE_STAGE = ("joint", "mixed")
 OUTCOMES = ("observed", "shuffled")
 BRANCHES = ("all", "expert")
 SCORERS = ("consequence", "lookahead")
@@ -121,7 +130,9 @@ class IWMConfig(BCConfig):
     mode: str = option(
         "sequential",
         "sequential: world modeling, then BC; joint: BC + wm_weight x world-model loss on "
-        "every update, no stage 1; sequential-joint: stage 1, then joint updates",
+        "every update, no stage 1; sequential-joint: stage 1, then joint updates; mixed "
+        "(--agent lm only, which takes sequential or mixed): one stage whose minibatches mix "
+        "world-model and imitation examples (see learners/lm_world_model.py)",
         choices=MODES,
     )
     wm_weight: float = option(
@@ -158,6 +169,8 @@ class IWMConfig(BCConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.model, LMConfig):
+            return  # no look-ahead flag to keep in step (problems() refuses that scorer)
         # The learner's scorer and the model's flag are one choice: either turns the other on.
         model = self.model if self.model is not None else ModelConfig()
         if self.scorer == "lookahead" and not model.lookahead:
@@ -166,9 +179,18 @@ class IWMConfig(BCConfig):
             self.scorer = "lookahead"
 
     def problems(self) -> list[str]:
-        """BC's problems, a bad ``k``, a ``matched`` budget that leaves BC no updates, and a
-        look-ahead share outside [0, 1]."""
+        """BC's problems, a bad ``k``, a ``matched`` budget that leaves BC no updates, a
+        look-ahead share outside [0, 1], and a mode or option of the other agent type's."""
         problems = super().problems()
+        if isinstance(self.model, LMConfig):
+            from learners.lm_world_model import lm_problems  # it imports this module
+
+            problems.extend(lm_problems(self))
+        elif self.mode == "mixed":
+            problems.append(
+                "mode 'mixed' is the language-model agent's (--agent lm); the policy model "
+                "mixes the losses with --mode joint"
+            )
         if isinstance(self.lookahead_observed, int | float) and self.lookahead_observed > 1:
             problems.append(f"lookahead_observed must be <= 1, got {self.lookahead_observed}")
         try:
@@ -177,7 +199,7 @@ class IWMConfig(BCConfig):
             problems.append(str(exc))
         if (
             self.budget == "matched"
-            and self.mode != "joint"
+            and self.mode not in ONE_STAGE
             and isinstance(self.wm_updates, int)
             and isinstance(self.max_updates, int)
             and self.wm_updates >= self.max_updates
@@ -190,8 +212,8 @@ class IWMConfig(BCConfig):
 
     @property
     def bc_updates(self) -> int:
-        """Stage 2's update cap under the budget mode (joint mode has no stage 1)."""
-        if self.budget == "matched" and self.mode != "joint":
+        """Stage 2's update cap under the budget mode (joint and mixed have no stage 1)."""
+        if self.budget == "matched" and self.mode not in ONE_STAGE:
             return self.max_updates - self.wm_updates
         return self.max_updates
 
@@ -517,7 +539,12 @@ def world_modeling(
 
 def train_iwm(config: IWMConfig) -> dict[str, Any]:
     """Run implicit world modeling end to end; write ``agent.pt`` and ``metrics.json`` (and
-    ``rollouts.jsonl`` when it collects them) to ``config.out``."""
+    ``rollouts.jsonl`` when it collects them) to ``config.out``. A language-model agent
+    (``--agent lm``) trains through :func:`learners.lm_world_model.train_lm_iwm`."""
+    if isinstance(config.model, LMConfig):
+        from learners.lm_world_model import train_lm_iwm  # it imports this module
+
+        return train_lm_iwm(config)
     with Run(config) as run:
         dataset, agent, train_eps, val = load_demos(run)
         wm_train, wm_val, positions = load_transitions(config, dataset, agent, train_eps)
@@ -592,15 +619,11 @@ def load_transitions(
     those of ``train_eps`` to train on, those of the validation episodes to validate the
     world model; and where each branched state went, ``(episode, step) -> index`` in its
     store (streamed one branched state at a time; the controls applied)."""
-    train_seeds = {e.seed for e in train_eps}
     wm_train = TokenStore(Transitions, directory=config.out)
     wm_val = TokenStore(Transitions, directory=config.out)
     positions: dict[tuple[int, int], int] = {}
-    for state in load_rollouts(_rollouts_file(config, dataset), dataset):
-        if config.branches == "expert":
-            state = replace(state, branches=[])
-        episode = dataset.episodes[state.episode]
-        store = wm_train if episode.seed in train_seeds else wm_val
+    for training, episode, state in branched_states(config, dataset, train_eps):
+        store = wm_train if training else wm_val
         positions[(state.episode, state.step)] = len(store)
         store.append(encode_transition(agent, episode, state))
     if config.outcomes == "shuffled":
@@ -610,6 +633,20 @@ def load_transitions(
             positions,
         )
     return wm_train, wm_val, positions
+
+
+def branched_states(
+    config: IWMConfig, dataset: Dataset, train_eps: Sequence[Episode]
+) -> Iterator[tuple[bool, Episode, BranchedState]]:
+    """The rollouts of ``dataset`` (read, or collected now), one branched state at a time:
+    whether it is from ``train_eps`` (else from a validation episode), its demo episode and
+    the state, with the ``branches`` control applied."""
+    train_seeds = {e.seed for e in train_eps}
+    for state in load_rollouts(_rollouts_file(config, dataset), dataset):
+        if config.branches == "expert":
+            state = replace(state, branches=[])
+        episode = dataset.episodes[state.episode]
+        yield episode.seed in train_seeds, episode, state
 
 
 def indexed_episodes(dataset: Dataset, episodes: Sequence[Episode]) -> list[tuple[int, Episode]]:
