@@ -249,7 +249,7 @@ def add_learner_arguments(
     group = parser.add_argument_group(
         "lm",
         "a language-model agent (agents.LMConfig; with --agent lm, every learner that "
-        "trains one: bc, bc-short)",
+        "trains one: bc, bc-short, iwm)",
     )
     hints, docs = get_type_hints(LMConfig), field_help(LMConfig)
     for field in dataclasses.fields(LMConfig):

@@ -50,8 +50,8 @@ from learners.evaluate import (
     evaluate_agent,
 )
 
-#: Learners that train the language-model agent (``--agent lm``); the others refuse it.
-LM_LEARNERS = ("bc", "bc-short")
+#: Learners that train the language-model agent (``--agent lm``), as the refusal names them.
+LM_LEARNERS = ("bc", "bc-short", "iwm (modes sequential, mixed)")
 
 
 def run_name(env_id: str, learner: str, seed: int) -> str:
