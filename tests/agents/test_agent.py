@@ -2,7 +2,7 @@ import io
 import os
 import pickle
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -67,16 +67,23 @@ def test_sampling_is_reproducible_with_a_seeded_rng(agent):
     assert own[0] == own[1]
 
 
-def test_history_grows_is_used_and_reset_clears_it(agent):
+@pytest.mark.parametrize("history_len", [0, 2])
+def test_history_grows_is_used_and_reset_clears_it(history_len):
+    agent = Agent(AgentConfig(replace(SMALL.model, history_len=history_len)), seed=3)
     assert agent.history == ()
     first = agent.act(OBS, INFO)
     assert agent.history == ((OBS["text"], first),)
-    second = agent.act({**OBS, "text": "You open the fridge."}, INFO)
-    assert agent.history == ((OBS["text"], first), ("You open the fridge.", second))
+    second = agent.act({**OBS, "text": "A zebra waits."}, INFO)
+    assert agent.history == ((OBS["text"], first), ("A zebra waits.", second))
     state = agent.encode_observation({**OBS, "text": "now"})
     after_now = state[state.index(NOW) :]
-    assert after_now[after_now.index(ACT) + 1 :].index(PREV) >= 1
-    assert agent.tokenizer.encode("You open the fridge.")[0] in state
+    assert agent.tokenizer.encode(second)[0] in after_now  # past commands always
+    past_observation = agent.tokenizer.encode("zebra")[0] in state
+    if history_len:
+        assert after_now[after_now.index(ACT) + 1 :].index(PREV) >= 1
+        assert past_observation
+    else:  # the default: past commands only
+        assert PREV not in state and not past_observation
     agent.reset()
     assert agent.history == ()
     assert ACT not in agent.encode_observation(OBS)
