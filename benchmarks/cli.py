@@ -41,7 +41,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run check_env on both splits of an id, printing each check as it passes."""
     env_id = resolve_id(args.env_id)
     try:
-        check_env(env_id, instances=args.instances, report=lambda name: print(f"ok  {name}"))
+        check_env(
+            env_id,
+            instances=args.instances,
+            report=lambda name: print(f"ok  {name}"),
+            env_kwargs=args.env_kwargs,
+        )
     except ContractError as exc:
         print(f"FAIL {exc}")
         return 1
@@ -290,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check an env against Gymnasium and the earlyexp contract")
     p.add_argument("env_id", help=env_help)
     p.add_argument("--instances", type=_positive, default=20, help="expert episodes per split")
+    p.add_argument("--env-kwargs", type=json_object, default={}, help=ENV_KWARGS_HELP)
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("play", help="play an env in the terminal")

@@ -25,6 +25,15 @@ def test_check_passes_on_toy(capsys: pytest.CaptureFixture) -> None:
     assert "ok  snapshot round trip" in out and "follows the earlyexp env contract" in out
 
 
+def test_check_takes_make_kwargs(capsys: pytest.CaptureFixture) -> None:
+    """Household's knowledge split exists only in its knowledge=True variant."""
+    argv = ["check", "earlyexp/Household-v0", "--instances", "2"]
+    assert main([*argv, "--env-kwargs", '{"knowledge": true}']) == 0
+    assert "knowledge split: the expert solves novel instances" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "knowledge split" not in capsys.readouterr().out
+
+
 def test_collect_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     demos, out = tmp_path / "d.jsonl", tmp_path / "bc"
     assert main(["collect", TOY, "--episodes", "10", "--out", str(demos)]) == 0
