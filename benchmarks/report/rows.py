@@ -8,10 +8,11 @@ config hash), so a report never silently changes what it shows. No statistics he
 How an imitation run's training ended is the row's ``hit_cap`` where the run recorded it
 (every built-in learner does); for older rows it is inferred (:func:`stopping`) from its
 ``updates`` against the update caps its learner's config implies (:func:`update_caps`). A
-run *converged* when early stopping ended the training of the policy it evaluated (for
-IWM and SR the imitation stage; their world-model stage is a fixed budget, whose cap the row
-keeps as ``wm_hit_cap``), and *hit its cap* when that ran to its update cap. Rows say only the total, so for learners that train in
-several stages (IWM, DAgger) the answer can be ``unknown``; that is said, never guessed.
+run *converged* when early stopping ended the training of the policy it evaluated (for IWM
+and SR the imitation stage; their world-model stage is a fixed budget, whose cap the row
+keeps as ``wm_hit_cap``), and *hit its cap* when that ran to its update cap. Older rows say
+only the total, so for learners that train in several stages (IWM, DAgger) the answer can
+be ``unknown``; that is said, never guessed.
 """
 
 from __future__ import annotations

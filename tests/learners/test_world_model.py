@@ -117,24 +117,8 @@ def test_iwm_runs_both_budgets_and_beats_random(files, tmp_path: Path) -> None:
 
 def test_convergence_is_judged_on_the_policy_stage(files, tmp_path: Path) -> None:
     """Stage 1 runs its fixed budget to the cap; the run converged when stage 2 stopped early."""
-    demos, rollouts = files
-    result = train_iwm(
-        IWMConfig(
-            env_id=HOUSEHOLD,
-            demos=str(demos),
-            rollout_file=str(rollouts),
-            episodes=6,
-            model=SMALL,
-            wm_updates=10,
-            max_updates=300,
-            val_every=5,
-            patience=1,
-            eval_episodes=0,
-            out=str(tmp_path / "iwm"),
-            log_dir=str(tmp_path / "runs"),
-            progress=False,
-        )
-    )
+    values = _small_run(files, tmp_path, max_updates=300, patience=1, out=str(tmp_path / "iwm"))
+    result = train_iwm(IWMConfig(**values))
     assert result["wm_hit_cap"] is True and result["wm_updates"] == 10
     assert result["bc_updates"] < 290 and result["hit_cap"] is False, result
 
