@@ -226,6 +226,9 @@ class Report:
     reference: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: over every cell (a diagnostic: includes settings not learned and capped runs)
     aggregate: list[AggregateRow] = field(default_factory=list)
+    #: the baseline alone per budget, over every setting it ran (more settings than the
+    #: comparison's where a profile has a focus)
+    baseline_aggregate: list[AggregateRow] = field(default_factory=list)
     #: per compared learner (in ``compared`` order), then per budget; every cell
     improvement: list[ImprovementRow] = field(default_factory=list)
     #: env_id -> whether the baseline learned it (empty without a baseline)
@@ -427,6 +430,21 @@ def _aggregate(
         )
     ]
     return aggregate, improvement
+
+
+def _baseline_aggregate(report: Report, reps: int, seed: int) -> list[AggregateRow]:
+    """The baseline's IQM per budget over every setting where it ran, learned or not."""
+    base = report.baseline
+    if base is None:
+        return []
+    matrices: dict[tuple[float, str], np.ndarray] = {}
+    tasks_at: dict[float, list[str]] = {}
+    for budget in sorted({b for env in report.imitation.values() for b in env}):
+        at_budget, tasks = _matrices(report.imitation, budget, [base])
+        if at_budget:
+            matrices[(budget, base)], tasks_at[budget] = at_budget[base], tasks
+    iqms = iqm_cis(matrices, reps=reps, seed=seed)
+    return [AggregateRow(b, base, iqms[(b, base)], tasks_at[b]) for b, _ in sorted(iqms)]
 
 
 def _learned(report: Report, reps: int, seed: int) -> None:
@@ -716,6 +734,7 @@ def build_report(
     report.aggregate, report.improvement = _aggregate(
         report, report.imitation, reps, poi_reps, seed, report.warnings
     )
+    report.baseline_aggregate = _baseline_aggregate(report, reps, seed)
     _learned(report, reps, seed)
     _paired(report, reps, seed)
     report.headline_aggregate, report.headline_improvement = _aggregate(

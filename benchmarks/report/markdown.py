@@ -159,6 +159,7 @@ def _headline(report: Report) -> list[str]:
         "cell converged.",
         "",
     ]
+    out += _baseline_everywhere(report)
     out += [f"### Expert-data saving over {base}", ""]
     rows = []
     for env_id in sorted(report.imitation):
@@ -179,6 +180,36 @@ def _headline(report: Report) -> list[str]:
         "The saving is the smallest budget at which the learner's mean success reaches "
         f"{base}'s full-data mean (means compared; see the paired differences and their MDE "
         "below before trusting a close call). Left out where a cell it reads does not count.",
+        "",
+    ]
+    return out
+
+
+def _baseline_everywhere(report: Report) -> list[str]:
+    """The baseline's IQM over every setting it ran, where that is more than the
+    comparison's settings (a profile with a focus)."""
+    compared = {r.budget: len(r.tasks) for r in report.aggregate}
+    wider = [r for r in report.baseline_aggregate if len(r.tasks) > compared.get(r.budget, 0)]
+    if not wider:
+        return []
+    base = report.baseline
+    learned = {env for env, row in report.learned.items() if row.learned}
+    rows = [
+        [
+            fraction(r.budget),
+            str(len(r.tasks)),
+            f"{r.iqm.text()} ({r.iqm.n} runs)",
+            f"{len(learned & set(r.tasks))} of {len(r.tasks)}",
+        ]
+        for r in wider
+    ]
+    out = [f"### {_code(base)} on every setting", ""]
+    out += _table(["budget", "settings", f"IQM of {base} [95% CI]", "learned"], rows)
+    out += [
+        "",
+        f"{base} ran on more settings than the comparison (the profile's focus): its IQM of "
+        "test success over all of them, every cell counted, learned or not (rliable, "
+        "stratified bootstrap).",
         "",
     ]
     return out

@@ -11,19 +11,19 @@ from benchmarks import memory, sweep
 from benchmarks.results import config_hash
 
 SMOKE = sweep.PROFILES["smoke"]
-QUICK = sweep.PROFILES["quick"]
+FULL = sweep.PROFILES["full"]  # a profile with warm starts
 
 
 def test_plan_runs_each_warm_start_source_before_it() -> None:
     envs_ = ["earlyexp/Household-v0"]
-    learners = list(QUICK.learners)
+    learners = list(FULL.learners)
     on_demos = ["bc", "dagger", "iwm-matched", "iwm-extra"]
-    specs = memory.memory_plan(QUICK, envs_, learners, budget=1.0)
+    specs = memory.memory_plan(FULL, envs_, learners, budget=1.0)
     # four imitation runs at 1.0, the BC and IWM runs RL starts from (0.25), three RL runs
     assert [(s["learner"], s.get("budget")) for s in specs[:6]] == [
         *((name, 1.0) for name in on_demos),
-        ("bc", QUICK.rl_budget),
-        ("iwm-matched", QUICK.rl_budget),
+        ("bc", FULL.rl_budget),
+        ("iwm-matched", FULL.rl_budget),
     ]
     hashes = [config_hash(spec) for spec in specs]
     for i, spec in enumerate(specs):

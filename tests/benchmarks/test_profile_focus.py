@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from benchmarks import sweep
 
 SMOKE = sweep.PROFILES["smoke"]
@@ -36,3 +38,37 @@ def test_settings_chosen_by_hand_drop_the_focus() -> None:
     assert chosen.learners_at(SHOP, IMITATION) == IMITATION
     # Other changes keep it.
     assert sweep.customize(profile, seeds=[3]).focus == (HOUSEHOLD,)
+
+
+def test_baseline_budgets_limit_the_baseline_outside_the_focus() -> None:
+    profile = replace(SMOKE, focus=(HOUSEHOLD,), baseline_budgets=(1.0,))
+    first, _ = sweep.plan(profile, [HOUSEHOLD, SHOP], IMITATION)
+    outside = [(spec["learner"], spec["budget"]) for spec in first if spec["env_id"] == SHOP]
+    assert outside == [("bc", 1.0)] * len(SMOKE.seeds)
+    inside = {spec["budget"] for spec in first if spec["env_id"] == HOUSEHOLD}
+    assert inside == set(SMOKE.budgets)
+    # Budgets chosen by hand: the baseline runs at each of them everywhere.
+    chosen = sweep.customize(profile, demos=[1, 2])
+    assert chosen.baseline_budgets == () and chosen.budgets_at(SHOP) == (0.5, 1.0)
+
+
+def test_baseline_budgets_must_be_budgets_of_the_profile() -> None:
+    profile = replace(SMOKE, focus=(HOUSEHOLD,), baseline_budgets=(0.3,))
+    with pytest.raises(ValueError, match=r"baseline_budgets \(0.3,\) must be some of its budgets"):
+        sweep.check_selection(profile, ["bc"])
+
+
+def test_the_quick_profile_compares_on_its_focus_and_runs_bc_everywhere() -> None:
+    quick = sweep.PROFILES["quick"]
+    sweep.check_selection(quick, list(quick.learners))
+    first, second = sweep.plan(quick, list(quick.settings), list(quick.learners))
+    assert not second and len(quick.budgets) >= 3 and len(quick.seeds) >= 5
+    for env_id in quick.settings:
+        mine = {(spec["learner"], spec["budget"]) for spec in first if spec["env_id"] == env_id}
+        if env_id in quick.focus:
+            assert mine == {(n, b) for n in quick.learners for b in quick.budgets}
+        else:
+            assert mine == {("bc", 1.0)}
+    for spec in first:  # at least 50 test episodes, stopped early, never by a binding cap
+        config = spec["config"]
+        assert config["eval_episodes"] >= 50 and config["max_updates"] == 3000

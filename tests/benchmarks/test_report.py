@@ -716,3 +716,23 @@ def test_a_setting_bc_does_not_learn_is_marked_and_kept_out_of_the_headline(tmp_
     row = next(p for p in vs_bc if (p["env_id"], p["budget"]) == ("e/A-v0", "1.0"))
     assert float(row["mde"]) == pytest.approx(one.paired.mde)
     assert float(row["mde_observed"]) == pytest.approx(one.paired.mde_observed)
+
+
+def test_the_baseline_alone_is_aggregated_over_every_setting_it_ran(tmp_path) -> None:
+    # A focus profile: bc and dagger at two budgets on Shop, bc alone at 1.0 on Grid.
+    rows = [
+        _imitation(SHOP, learner, budget, seed, 0.4 + 0.1 * seed, random=0.0)
+        for learner in ("bc", "dagger")
+        for budget in (0.5, 1.0)
+        for seed in range(3)
+    ]
+    rows += [_imitation(GRID, "bc", 1.0, seed, 0.8, random=0.1) for seed in range(3)]
+    report = build_report(_write(tmp_path, rows), reps=REPS, poi_reps=20, seed=0)
+    assert [r.tasks for r in report.aggregate if r.budget == 1.0] == [[SHOP], [SHOP]]
+    (everywhere,) = [r for r in report.baseline_aggregate if r.budget == 1.0]
+    assert everywhere.tasks == [GRID, SHOP]
+    runs_by_tasks = np.array([[0.8, 0.4], [0.8, 0.5], [0.8, 0.6]])
+    assert everywhere.iqm.mean == pytest.approx(metrics.aggregate_iqm(runs_by_tasks))
+    text = report.markdown()
+    assert "### `bc` on every setting" in text
+    assert f"| 1 | 2 | {everywhere.iqm.text()} (3 runs) | 2 of 2 |" in text

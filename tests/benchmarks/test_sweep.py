@@ -45,7 +45,7 @@ def test_plan_covers_the_grid_once() -> None:
 
 def test_budgets_are_fractions_of_the_full_budget() -> None:
     quick = sweep.PROFILES["quick"]
-    assert [sweep.episodes_at(quick, b) for b in quick.budgets] == [8, 16, 32, 64]
+    assert [sweep.episodes_at(quick, b) for b in quick.budgets] == [12, 25, 50]
     assert sweep.episodes_at(SMOKE, 0.01) == 1
 
 

@@ -294,3 +294,24 @@ def test_keep_optimizer_continues_stage_one(files, tmp_path: Path) -> None:
     a = Agent.load(tmp_path / "fresh" / "agent.pt").model.state_dict()
     b = Agent.load(tmp_path / "kept" / "agent.pt").model.state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)  # stage 2 started from other moments
+
+
+def test_bc_short_below_its_cap_repeats_bc_exactly(files, tmp_path: Path) -> None:
+    """Why a profile where early stopping ends every run may leave out ``bc-short``: its
+    cap is the only thing that tells it from BC."""
+    from learners import get_learner
+
+    trained = {}
+    for name in ("bc", "bc-short"):
+        values = _small_run(files, tmp_path, out=str(tmp_path / name), max_updates=400)
+        del values["rollout_file"]
+        if name == "bc":
+            del values["wm_updates"]
+        spec = get_learner(name)
+        metrics = spec.train(spec.make_config(patience=1, **values))
+        assert not metrics["hit_cap"] and metrics["updates"] < 400 - 10
+        trained[name] = (metrics, Agent.load(tmp_path / name / "agent.pt"))
+    (bc, bc_agent), (short, short_agent) = trained["bc"], trained["bc-short"]
+    assert (bc["updates"], bc["val_accuracy"]) == (short["updates"], short["val_accuracy"])
+    for a, b in zip(bc_agent.model.parameters(), short_agent.model.parameters(), strict=True):
+        assert torch.equal(a, b)
