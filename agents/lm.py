@@ -65,8 +65,10 @@ from agents.agent import (
 )
 from agents.files import atomic_write, seal
 from agents.lm_text import (
+    ANSWER_CUE,
     INSTRUCTION,
     OUTCOME_CUE,
+    THOUGHT_CUE,
     LMTokenizer,
     env_corpus,
     import_transformers,
@@ -84,6 +86,8 @@ LM_CHECKPOINT_VERSION = 1
 #: ``LMConfig.model`` values that name a model rather than a path.
 NAMED_MODELS = ("tiny", "smollm2")
 ACTING = ("rank", "generate")
+#: LMConfig fields added after version-1 checkpoints were written, at the value those had.
+LATER_FIELDS = {"reflect": False, "max_thought_tokens": 128}
 
 
 @dataclass
@@ -124,6 +128,11 @@ class LMConfig:
     """tiny: width of the gated feed-forward blocks."""
     corpus_episodes: int = 64
     """tiny: train-split episodes (half expert, half random) whose text trains the tokenizer."""
+    reflect: bool = False
+    """Write a one-line thought (a rationale) before each command, then rank or generate
+    the command after it (self-reflection's agents, ``--learner sr``)."""
+    max_thought_tokens: int = 128
+    """reflect: a thought is cut to this many tokens."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +152,7 @@ class LMConfig:
             ("n_heads", 1),
             ("ff_dim", 1),
             ("corpus_episodes", 1),
+            ("max_thought_tokens", 1),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -151,6 +161,8 @@ class LMConfig:
             problems.append("command_history_len must be >= history_len")
         if not problems and self.d_model % self.n_heads:
             problems.append(f"d_model ({self.d_model}) must be divisible by n_heads")
+        if not isinstance(self.reflect, bool):
+            problems.append(f"reflect must be a bool, got {self.reflect!r}")
         if self.model == "tiny" and self.lora_rank:
             problems.append("lora_rank is for pretrained models; tiny trains every weight")
         if problems:
@@ -163,7 +175,10 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> LMConfig:
-        """Rebuild from ``asdict(config)``; ValueError naming unknown, missing or mistyped fields."""
+        """Rebuild from ``asdict(config)``; ValueError naming unknown, missing or mistyped
+        fields (fields added later take the value older checkpoints had)."""
+        if isinstance(data, Mapping):
+            data = {**LATER_FIELDS, **data}
         return _dataclass_from_dict(cls, data, "")
 
     def diff(self, other: LMConfig) -> list[str]:
@@ -264,7 +279,7 @@ class LMAgent:
         goal, text = _goal_and_text(obs)
         commands = _admissible(info)
         if self.config.acting == "generate":
-            prompt = self.encode_prompt(goal, text, self._history, commands)
+            prompt = self.decision_prompt(goal, text, self._history, commands)
             command = self.generate(prompt, greedy, rng)
         else:
             logits = self.state_logits(goal, text, self._history, commands)
@@ -300,7 +315,7 @@ class LMAgent:
         per state ``(goal, text, history, commands)``."""
         return [
             self.score(
-                self.encode_prompt(goal, text, history, commands),
+                self.decision_prompt(goal, text, history, commands),
                 [self.encode_command(c) for c in commands],
             )
             for goal, text, history, commands in states
@@ -314,10 +329,12 @@ class LMAgent:
         history: Sequence[tuple[str, str]],
         commands: Sequence[str],
         max_tokens: int | None = None,
+        reflect: bool = False,
     ) -> list[int]:
         """Token ids of the prompt of a state (see :mod:`agents.lm_text`), at most
         ``max_tokens`` (default ``max_prompt_tokens``): the oldest history steps are
-        dropped first, then the start of the observation."""
+        dropped first, then the start of the observation. ``reflect``: the prompt ends in
+        ``THOUGHT_CUE``, where a thought starts, instead of where a command does."""
         cfg, tok = self.config, self.tokenizer
         limit = cfg.max_prompt_tokens if max_tokens is None else max_tokens
         head, steps, tail = prompt_pieces(
@@ -330,11 +347,14 @@ class LMAgent:
             list_commands=cfg.list_commands,
             command_prefix=tok.command_prefix,
             chat=tok.chat,
+            cue=THOUGHT_CUE if reflect else "Action:",
         )
         if tok.chat:
             head = [INSTRUCTION + "\n\n", *head]
         fixed = tok.prefix + _ids(tok, head)
         end = _ids(tok, tail) + tok.suffix
+        if reflect and tok.chat:  # the answer starts with the thought
+            end += list(tok.encode(THOUGHT_CUE))
         past = [_ids(tok, step) for step in steps]
         budget = limit - len(fixed) - len(end)
         while past and sum(map(len, past)) > budget:
@@ -343,6 +363,31 @@ class LMAgent:
         if len(ids) > limit:
             ids = fixed + end[len(fixed) + len(end) - limit :]
         return ids
+
+    def decision_prompt(
+        self, goal: str, text: str, history: Sequence[tuple[str, str]], commands: list[str]
+    ) -> list[int]:
+        """The ids a command follows in a state: the prompt, and with ``config.reflect``
+        the agent's greedy thought after it (:meth:`thought`) and ``ANSWER_CUE``."""
+        if not self.config.reflect:
+            return self.encode_prompt(goal, text, history, commands)
+        prompt = self.encode_prompt(goal, text, history, commands, reflect=True)
+        thought = self.generate(prompt, max_tokens=self.config.max_thought_tokens)
+        return prompt + self.encode_thought(thought)
+
+    def thought(
+        self, goal: str, text: str, history: Sequence[tuple[str, str]], commands: list[str]
+    ) -> str:
+        """The one-line thought a reflecting agent writes in a state before its command."""
+        prompt = self.encode_prompt(goal, text, history, commands, reflect=True)
+        return self.generate(prompt, max_tokens=self.config.max_thought_tokens)
+
+    def encode_thought(self, thought: str) -> list[int]:
+        """Ids of a thought as the model writes it after ``THOUGHT_CUE`` (at most
+        ``max_thought_tokens``), then ``ANSWER_CUE``, where the command starts."""
+        tok = self.tokenizer
+        said = list(tok.encode(" " + thought))[: self.config.max_thought_tokens]
+        return said + list(tok.encode(ANSWER_CUE))
 
     def encode_outcome(
         self,
@@ -412,18 +457,24 @@ class LMAgent:
             return scores.double().cpu().numpy()
 
     def generate(
-        self, prompt: Sequence[int], greedy: bool = True, rng: np.random.Generator | None = None
+        self,
+        prompt: Sequence[int],
+        greedy: bool = True,
+        rng: np.random.Generator | None = None,
+        max_tokens: int | None = None,
     ) -> str:
-        """Decode one command line after ``prompt``: the most probable token each step, or a
-        sample with ``rng`` (default: the agent's own), until the end token, a special
-        token, a line break or ``max_command_tokens``. Returns the text, stripped."""
+        """Decode one line after ``prompt`` (a command, or a thought): the most probable
+        token each step, or a sample with ``rng`` (default: the agent's own), until the end
+        token, a special token, a line break or ``max_tokens`` (default
+        ``max_command_tokens``). Returns the text, stripped."""
         sampler = rng if rng is not None else self.rng
         tok = self.tokenizer
         out_ids: list[int] = []
+        limit = self.config.max_command_tokens if max_tokens is None else max_tokens
         with self._inference():
             device = self.device
             out = self.model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True)
-            for _ in range(self.config.max_command_tokens):
+            for _ in range(limit):
                 logits = out.logits[0, -1].float()
                 if greedy:
                     token = int(logits.argmax())
@@ -595,7 +646,7 @@ class GenerationPolicy:
         for slot, obs, info in zip(slots, observations, infos, strict=True):
             history = self.histories[slot]
             commands = list(info["admissible_actions"])
-            prompt = self.agent.encode_prompt(obs["goal"], obs["text"], history, commands)
+            prompt = self.agent.decision_prompt(obs["goal"], obs["text"], history, commands)
             command = self.agent.generate(prompt, self.greedy, self.rng)
             history.append((obs["text"], command))
             chosen.append(command)
@@ -649,7 +700,10 @@ def _tiny_model(config: LMConfig, tokenizer: LMTokenizer, seed: int) -> torch.nn
         num_hidden_layers=config.n_layers,
         num_attention_heads=config.n_heads,
         num_key_value_heads=config.n_heads,
-        max_position_embeddings=config.max_prompt_tokens + config.max_command_tokens,
+        # Rotary positions carry no weights: the same weights with or without thoughts.
+        max_position_embeddings=config.max_prompt_tokens
+        + config.max_thought_tokens * config.reflect
+        + config.max_command_tokens,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_id,
         bos_token_id=tokenizer.eos_id,

@@ -97,13 +97,15 @@ def prompt_pieces(
     list_commands: bool,
     command_prefix: str,
     chat: bool,
+    cue: str = "Action:",
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """The prompt as text pieces: ``(head, steps, tail)``. ``head`` is the goal, ``steps``
     the past steps, oldest first, each its own pieces (so truncation can drop whole steps):
     the last ``history_len`` with their observation, the older ones up to
     ``command_history_len`` steps back with their command only (a cheap memory of what the
     agent has done: where it has looked); ``tail`` the observation, the admissible commands
-    (when ``list_commands``) and, for a plain model, the ``Action:`` the command follows."""
+    (when ``list_commands``) and, for a plain model, the ``cue`` the answer follows
+    (``Action:``; ``THOUGHT_CUE`` for an agent that reflects first)."""
     head = [f"Goal: {goal}\n"]
     steps = []
     n = len(history)
@@ -115,13 +117,16 @@ def prompt_pieces(
     if list_commands:
         tail.append("Admissible actions:\n" + "".join(f"{c}\n" for c in commands))
     if not chat:
-        tail.append("Action:")
+        tail.append(cue)
     return head, steps, tail
 
 
 #: After a command, the cue that the next observation follows (implicit world modeling's
 #: examples: ``prompt + command + OUTCOME_CUE`` -> `` next observation`` and the end token).
 OUTCOME_CUE = "\nObservation:"
+#: An agent that reflects (``LMConfig.reflect``) answers ``THOUGHT_CUE`` + a one-line
+#: rationale + ``ANSWER_CUE`` + the command.
+THOUGHT_CUE, ANSWER_CUE = "Thought:", "\nAction:"
 
 
 # -- tokenizers ----------------------------------------------------------------------------

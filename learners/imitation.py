@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import Agent, LMAgent, collate
+from agents import Agent, LMAgent, LMConfig, collate
 from envs import make
 from learners.config import RunConfig, option
 from learners.data import (
@@ -62,6 +62,19 @@ class BCConfig(RunConfig):
     )
     val_every: int = option(50, "updates between validation passes", low=1)
     patience: int = option(10, "validation passes without improvement before stopping", low=1)
+
+    #: The learner trains a language-model agent's thoughts (``--lm-reflect``): sr only.
+    trains_thoughts: ClassVar[bool] = False
+
+    def problems(self) -> list[str]:
+        """Every bad value, and a reflecting LM agent for a learner that trains no thoughts."""
+        problems = super().problems()
+        if isinstance(self.model, LMConfig) and self.model.reflect and not self.trains_thoughts:
+            problems.append(
+                f"--lm-reflect: learner {self.learner!r} trains no thoughts, so its agent "
+                "would act on thoughts it never learned; the sr learner trains them"
+            )
+        return problems
 
     @property
     def bc_updates(self) -> int:

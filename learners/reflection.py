@@ -64,16 +64,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import MASKED_LOGIT, Agent, collate
-from learners.config import option
+from agents import MASKED_LOGIT, Agent, LMConfig, collate
+from learners.config import model_config, option
 from learners.imitation import PolicyLoss, demo_metrics, fit_policy, load_demos, state_length
 from learners.lifecycle import Run
 from learners.store import TokenStore
@@ -121,9 +121,30 @@ class SRConfig(IWMConfig):
         low=0,
     )
 
+    trains_thoughts: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # from JSON: known before it is validated
+            self.model = model_config(self.model)
+        if isinstance(self.model, LMConfig):
+            # The language-model agent's look-ahead is its written thought; it ranks (or
+            # generates) the command after it by likelihood.
+            self.scorer = "consequence"
+            self.model = replace(self.model, reflect=True)
+        super().__post_init__()
+
+    @property
+    def two_stages(self) -> bool:
+        """The policy model's SR has its teacher's stage; the language model's has one."""
+        return not isinstance(self.model, LMConfig) and super().two_stages
+
     def problems(self) -> list[str]:
         """IWM's problems, and IWM options that have no meaning for SR."""
         problems = super().problems()
+        if isinstance(self.model, LMConfig):
+            from learners.lm_reflection import lm_sr_problems  # it imports this module
+
+            return problems + lm_sr_problems(self)
         if self.scorer != "lookahead":
             problems.append("sr's teacher reads outcomes: scorer must be 'lookahead'")
         if self.mode == "joint":
@@ -321,7 +342,12 @@ def _padded(
 
 def train_sr(config: SRConfig) -> dict[str, Any]:
     """Run self-reflection end to end; write ``agent.pt`` and ``metrics.json`` (and
-    ``rollouts.jsonl`` when it collects them) to ``config.out``."""
+    ``rollouts.jsonl`` when it collects them) to ``config.out``. A language-model agent
+    (``--agent lm``) trains through :func:`learners.lm_reflection.train_lm_sr`."""
+    if isinstance(config.model, LMConfig):
+        from learners.lm_reflection import train_lm_sr  # it imports this module
+
+        return train_lm_sr(config)
     with Run(config) as run:
         dataset, agent, train_eps, val = load_demos(run)
         wm_train, wm_val, positions = load_transitions(config, dataset, agent, train_eps)

@@ -199,7 +199,7 @@ class IWMConfig(BCConfig):
             problems.append(str(exc))
         if (
             self.budget == "matched"
-            and self.mode not in ONE_STAGE
+            and self.two_stages
             and isinstance(self.wm_updates, int)
             and isinstance(self.max_updates, int)
             and self.wm_updates >= self.max_updates
@@ -211,9 +211,14 @@ class IWMConfig(BCConfig):
         return problems
 
     @property
+    def two_stages(self) -> bool:
+        """A world-model stage comes before the policy's (joint and mixed have one stage)."""
+        return self.mode not in ONE_STAGE
+
+    @property
     def bc_updates(self) -> int:
-        """Stage 2's update cap under the budget mode (joint and mixed have no stage 1)."""
-        if self.budget == "matched" and self.mode not in ONE_STAGE:
+        """Stage 2's update cap under the budget mode (one-stage runs: ``max_updates``)."""
+        if self.budget == "matched" and self.two_stages:
             return self.max_updates - self.wm_updates
         return self.max_updates
 
