@@ -737,3 +737,14 @@ def test_the_baseline_alone_is_aggregated_over_every_setting_it_ran(tmp_path) ->
     text = report.markdown()
     assert "### `bc` on every setting" in text
     assert f"| 1 | 2 | {everywhere.iqm.text()} (3 runs) | 2 of 2 |" in text
+
+
+def test_the_committed_quick_results_still_build(tmp_path) -> None:
+    quick = Path(__file__).parents[2] / "docs" / "benchmark" / "quick"
+    shutil.copy(quick / "results.jsonl", tmp_path / "results.jsonl")
+    text = write_report(tmp_path, reps=50, poi_reps=10).read_text()
+    assert "80 runs over 8 setting(s)" in text and "Warnings" not in text
+    assert "## Headline: `dagger`, `iwm-matched` vs `bc`" in text
+    assert "### `bc` on every setting" in text and "| 1 | 8 |" in text
+    assert "earlyexp/BabyAI-v0: bc@1 - random" in text  # not learned: out of the headline
+    assert "1 of 80 imitation runs hit their update cap" in text
