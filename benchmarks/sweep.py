@@ -201,6 +201,27 @@ PROFILES: dict[str, Profile] = {
         # demos, the two-ingredient ones are not (BC 0.03).
         env_kwargs={"earlyexp/Cooking-v0": {"games": 40, "recipe": 1, "take": 1}},
     ),
+    # Paper-shaped within about 8 core-hours: BC's data-efficiency curve on all eight
+    # settings (25-200 demos), and on Household the comparison (IWM-matched, DAgger) and RL
+    # warm starts vs scratch. Every early-experience learner and control at power is the
+    # study profiles' job (issue 16); at today's per-run costs every arm on every setting
+    # here would be about 60 core-hours.
+    "standard": Profile(
+        name="standard",
+        cost="about 8 core-hours on a 2-core CPU (4 hours with both cores), estimated from "
+        "the quick profile's per-run costs, not yet run end to end; resumable",
+        full_budget=200,
+        budgets=(0.125, 0.25, 0.5, 1.0),
+        seeds=(0, 1, 2, 3, 4),
+        learners=("bc", "iwm-matched", "dagger", *_RL),
+        config={"eval_episodes": 100, "val_episodes": 10, "wm_updates": 300},
+        per_learner={
+            "dagger": {"iterations": 1, "rollouts": 20},
+            **dict.fromkeys(_RL, {"steps": 20_000, "n_steps": 512, "eval_every": 5_000}),
+        },
+        focus=("earlyexp/Household-v0",),
+        env_kwargs={"earlyexp/Cooking-v0": {"games": 40, "recipe": 1, "take": 1}},
+    ),
     "full": Profile(
         name="full",
         cost="paper-sized (8 settings x 4 learners x 4 budgets x 5 seeds, 400 demos, the "

@@ -72,3 +72,23 @@ def test_the_quick_profile_compares_on_its_focus_and_runs_bc_everywhere() -> Non
     for spec in first:  # at least 50 test episodes, stopped early, never by a binding cap
         config = spec["config"]
         assert config["eval_episodes"] >= 50 and config["max_updates"] == 3000
+
+
+def test_the_standard_profile_runs_bc_everywhere_and_the_rest_on_its_focus() -> None:
+    standard = sweep.PROFILES["standard"]
+    sweep.check_selection(standard, list(standard.learners))
+    first, second = sweep.plan(standard, list(standard.settings), list(standard.learners))
+    assert [sweep.episodes_at(standard, b) for b in standard.budgets] == [25, 50, 100, 200]
+    for env_id in standard.settings:
+        mine = {(s["learner"], s.get("budget")) for s in first if s["env_id"] == env_id}
+        on_demos = ("bc", "iwm-matched", "dagger") if env_id in standard.focus else ("bc",)
+        expected = {(n, b) for n in on_demos for b in standard.budgets}
+        assert mine - {("rl-scratch", None)} == expected
+    # RL from scratch and both warm starts, on the focus only, 5 seeds each.
+    assert {(s["env_id"], s["learner"]) for s in second} == {
+        (HOUSEHOLD, "rl-from-bc"),
+        (HOUSEHOLD, "rl-from-iwm"),
+    }
+    assert len(second) == 2 * len(standard.seeds)
+    scratch = [s for s in first if s["learner"] == "rl-scratch"]
+    assert {s["env_id"] for s in scratch} == {HOUSEHOLD} and len(scratch) == len(standard.seeds)
