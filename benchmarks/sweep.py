@@ -263,8 +263,8 @@ PROFILES: dict[str, Profile] = {
     # seeds, other demo instances and other test instances (README: the selection rule).
     "study-tune": Profile(
         name="study-tune",
-        cost="3 settings x 5 learners x 3 seeds at 50 demos (45 runs); about 3 hours on a "
-        "2-core CPU, estimated from single runs, not measured",
+        cost="3 settings x 5 learners x 3 seeds at 50 demos (45 runs); 2.8 core-hours, "
+        "measured on a 2-core CPU (about 1.5 hours with both cores)",
         full_budget=50,
         budgets=(1.0,),
         seeds=(100, 101, 102),
