@@ -28,21 +28,18 @@ weight, ``--mode``) do not, and a value other than their default is refused.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from agents import LMAgent
 from learners.data import Episode
-from learners.imitation import demo_metrics, load_demos, state_length
+from learners.imitation import demo_metrics, load_demos
 from learners.lifecycle import Run
-from learners.lm_world_model import IMITATION, LMExample, example_loss, world_model_nll
+from learners.lm_world_model import IMITATION, LMExample, fit_next_tokens
 from learners.reflection import SRConfig
 from learners.rollouts import BranchedState
 from learners.store import TokenStore
-from learners.training import fit_early_stopped
 from learners.world_model import branched_states
 
 #: Tried commands a rationale names at most (the expert's and up to this many less one).
@@ -86,22 +83,17 @@ def rationale(state: BranchedState, rng: np.random.Generator) -> str:
     return " ".join(parts) + f" So: {state.expert.action}."
 
 
-def reflection_examples(
-    agent: LMAgent, states: Iterator[tuple[Episode, BranchedState]], seed: int
-) -> Iterator[LMExample]:
-    """One example per branched state: the state's prompt up to ``Thought:``, then the
+def reflection_example(
+    agent: LMAgent, episode: Episode, state: BranchedState, seed: int
+) -> LMExample:
+    """The example of a branched state: the state's prompt up to ``Thought:``, then the
     rationale, ``Action:`` and the expert's command as the target."""
-    for episode, state in states:
-        step = episode.steps[state.step]
-        history = [(s.text, s.executed) for s in episode.steps[: state.step]]
-        rng = np.random.default_rng([seed, episode.seed, state.step])
-        context = agent.encode_prompt(
-            episode.goal, step.text, history, step.admissible, reflect=True
-        )
-        target = agent.encode_thought(rationale(state, rng)) + agent.encode_command(
-            state.expert.action
-        )
-        yield LMExample(context, target, IMITATION)
+    step = episode.steps[state.step]
+    history = [(s.text, s.executed) for s in episode.steps[: state.step]]
+    rng = np.random.default_rng([seed, episode.seed, state.step])
+    context = agent.encode_prompt(episode.goal, step.text, history, step.admissible, reflect=True)
+    target = agent.encode_thought(rationale(state, rng)) + agent.encode_command(state.expert.action)
+    return LMExample(context, target, IMITATION)
 
 
 def train_lm_sr(config: SRConfig) -> dict[str, Any]:
@@ -112,40 +104,36 @@ def train_lm_sr(config: SRConfig) -> dict[str, Any]:
         train = TokenStore(LMExample, directory=config.out)
         val = TokenStore(LMExample, directory=config.out)
         for training, episode, state in branched_states(config, dataset, train_eps):
-            examples = reflection_examples(agent, iter([(episode, state)]), config.seed)
-            (train if training else val).extend(examples)
+            (train if training else val).append(
+                reflection_example(agent, episode, state, config.seed)
+            )
         if not len(val):
             raise ValueError(
                 "sr on the language-model agent validates on the validation episodes' "
                 "branched states, and the rollouts have none: collect rollouts of every "
                 "demo episode (earlyexp rollouts) or let the run collect them"
             )
-        initial = world_model_nll(agent, val)
-        started = time.perf_counter()
-        fit = fit_early_stopped(
-            agent.model,
+        tag = "losses/sr_val_token_nll"
+        fit = fit_next_tokens(
+            agent,
             train,
-            lambda chunk: example_loss(agent, chunk),
-            lambda: {"losses/sr_val_token_nll": world_model_nll(agent, val)},
-            lambda result: (-result["losses/sr_val_token_nll"],),
+            val,
+            tag,
+            config,
             max_updates=config.bc_updates,  # one stage: max_updates
             batch_size=config.batch_size,
             learning_rate=config.learning_rate,
-            val_every=config.val_every,
-            patience=config.patience,
-            seed=config.seed,
             writer=run.writer,
             desc="sr",
-            progress=config.progress,
-            length=state_length,
         )
+        initial, seconds = fit.pop("initial_val_loss"), fit.pop("seconds")
         metrics = {
             **demo_metrics(dataset, config.val_episodes),
             **fit,
             "sr_examples": len(train),
             "sr_initial_val_token_nll": initial,
-            "sr_val_token_nll": fit["best"]["losses/sr_val_token_nll"],
-            "sr_seconds": time.perf_counter() - started,
+            "sr_val_token_nll": fit["best"][tag],
+            "sr_seconds": seconds,
             "wm_updates": 0,
             "bc_updates": fit["updates"],
             "mode": "rationale",

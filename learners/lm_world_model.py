@@ -149,6 +149,47 @@ def world_model_nll(agent: LMAgent, examples: Sequence[LMExample], batch_size: i
     return total / max(tokens, 1)
 
 
+def fit_next_tokens(
+    agent: LMAgent,
+    train: Sequence[LMExample],
+    val: Sequence[LMExample],
+    tag: str,
+    config: IWMConfig,
+    *,
+    max_updates: int,
+    batch_size: int,
+    learning_rate: float,
+    writer: SummaryWriter | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    desc: str = "train",
+) -> dict[str, Any]:
+    """Fit the LM in place to the target tokens of ``train``; keep the weights of the lowest
+    mean target-token NLL on ``val`` (validated as ``tag``), stopping early after
+    ``config.patience`` passes. :func:`learners.training.fit_early_stopped`'s results, plus
+    ``initial_val_loss`` (before any update) and ``seconds``."""
+    initial = world_model_nll(agent, val)
+    started = time.perf_counter()
+    fit = fit_early_stopped(
+        agent.model,
+        train,
+        lambda chunk: example_loss(agent, chunk),
+        lambda: {tag: world_model_nll(agent, val)},
+        lambda result: (-result[tag],),
+        max_updates=max_updates,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        val_every=config.val_every,
+        patience=config.patience,
+        seed=config.seed,
+        writer=writer,
+        desc=desc,
+        progress=config.progress,
+        optimizer=optimizer,
+        length=state_length,
+    )
+    return {**fit, "initial_val_loss": initial, "seconds": time.perf_counter() - started}
+
+
 def lm_world_modeling(
     agent: LMAgent,
     train: Sequence[LMExample],
@@ -159,33 +200,27 @@ def lm_world_modeling(
 ) -> dict[str, Any]:
     """Stage 1 of ``sequential``: fit the LM to the world-model examples in place; keep the
     weights of the lowest validation loss; stop early after ``config.patience`` passes."""
-    initial = world_model_nll(agent, val)
-    started = time.perf_counter()
-    fit = fit_early_stopped(
-        agent.model,
+    tag = "losses/wm_val_token_nll"
+    fit = fit_next_tokens(
+        agent,
         train,
-        lambda chunk: example_loss(agent, chunk),
-        lambda: {"losses/wm_val_token_nll": world_model_nll(agent, val)},
-        lambda result: (-result["losses/wm_val_token_nll"],),
+        val,
+        tag,
+        config,
         max_updates=config.wm_updates,
         batch_size=config.wm_batch_size,
         learning_rate=config.wm_learning_rate,
-        val_every=config.val_every,
-        patience=config.patience,
-        seed=config.seed,
         writer=writer,
-        desc="world model",
-        progress=config.progress,
         optimizer=optimizer,
-        length=state_length,
+        desc="world model",
     )
     return {
         "wm_updates": fit["updates"],
         "wm_best_update": fit["best_update"],
         "wm_hit_cap": fit["hit_cap"],
-        "wm_initial_val_loss": initial,
-        "wm_val_loss": fit["best"]["losses/wm_val_token_nll"],
-        "wm_seconds": time.perf_counter() - started,
+        "wm_initial_val_loss": fit["initial_val_loss"],
+        "wm_val_loss": fit["best"][tag],
+        "wm_seconds": fit["seconds"],
     }
 
 

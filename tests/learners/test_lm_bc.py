@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import json
 import shlex
@@ -17,8 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
-from agents import LMAgent, LMConfig, ModelConfig, load_agent
+from agents import LMAgent, ModelConfig, load_agent
 from benchmarks.cli import build_parser, main
 from learners import get_learner
 from learners.config import values_from_args
@@ -27,14 +25,9 @@ from learners.evaluate import EVAL_SEED, AgentPolicy, evaluate
 from learners.imitation import BCConfig, train_bc
 from learners.lifecycle import new_agent
 from learners.rl import RLConfig
+from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY
 
-pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers")),
-    reason="the lm extra is not installed: pip install 'earlyexp[lm]'",
-)
-
-CORRIDOR = "toy/Corridor-v0"
-TINY = LMConfig(d_model=64, n_layers=2, n_heads=4, ff_dim=128, vocab_size=300, corpus_episodes=8)
+pytestmark = REQUIRES_LM
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ apply to the LM are refused in one line."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -16,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
-from agents import LMAgent, LMConfig, load_agent
+from agents import LMAgent, load_agent
 from agents.lm import new_lm_agent
 from benchmarks.cli import main
-from learners.data import collect_demos, load_dataset
+from learners.data import load_dataset
 from learners.lm_world_model import (
     IMITATION,
     WORLD_MODEL,
@@ -30,30 +28,17 @@ from learners.lm_world_model import (
     outcome_examples,
     world_model_nll,
 )
-from learners.rollouts import collect_rollouts, load_rollouts
+from learners.rollouts import load_rollouts
 from learners.world_model import IWMConfig
+from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY, TINY_FLAGS, corridor_files
 
-pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers")),
-    reason="the lm extra is not installed: pip install 'earlyexp[lm]'",
-)
-
-CORRIDOR = "toy/Corridor-v0"
-TINY = LMConfig(d_model=64, n_layers=2, n_heads=4, ff_dim=128, vocab_size=300, corpus_episodes=8)
-TINY_FLAGS = [
-    *("--agent", "lm", "--lm-vocab-size", "300", "--lm-d-model", "64"),
-    *("--lm-ff-dim", "128", "--lm-corpus-episodes", "8"),
-]
+pytestmark = REQUIRES_LM
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """16 corridor demos and every alternative command's outcome from each of their states."""
-    root = tmp_path_factory.mktemp("lm-iwm")
-    demos, rollouts = root / "corridor.jsonl", root / "rollouts.jsonl"
-    collect_demos(CORRIDOR, 16, demos, progress=False)
-    collect_rollouts(load_dataset(demos), str(demos), rollouts, k=None, seed=0, progress=False)
-    return demos, rollouts
+    return corridor_files(tmp_path_factory.mktemp("lm-iwm"))
 
 
 def _examples(agent: LMAgent, demos: Path, rollouts: Path, episodes: range) -> list[LMExample]:

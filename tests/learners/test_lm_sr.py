@@ -6,7 +6,6 @@ random policy, old checkpoints still load, and what does not apply is refused in
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from dataclasses import asdict, replace
@@ -15,26 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from agents import LMAgent, LMConfig, load_agent
 from agents.lm import new_lm_agent
 from benchmarks.cli import main
-from learners.data import collect_demos, load_dataset
+from learners.data import load_dataset
 from learners.evaluate import EVAL_SEED, AgentPolicy, evaluate
-from learners.lm_reflection import RATIONALE_MOVES, rationale, reflection_examples
-from learners.rollouts import collect_rollouts, load_rollouts
+from learners.lm_reflection import RATIONALE_MOVES, rationale, reflection_example
+from learners.rollouts import load_rollouts
+from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY, TINY_FLAGS, corridor_files
 
-pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers")),
-    reason="the lm extra is not installed: pip install 'earlyexp[lm]'",
-)
+pytestmark = REQUIRES_LM
 
-CORRIDOR = "toy/Corridor-v0"
-TINY = LMConfig(d_model=64, n_layers=2, n_heads=4, ff_dim=128, vocab_size=300, corpus_episodes=8)
-TINY_FLAGS = [
-    *("--agent", "lm", "--lm-vocab-size", "300", "--lm-d-model", "64"),
-    *("--lm-ff-dim", "128", "--lm-corpus-episodes", "8"),
-]
 OBS = {"goal": "open the door at cell 3.", "text": "You are at cell 1 of 6."}
 INFO = {"admissible_actions": ["go left", "go right"]}
 
@@ -42,11 +32,7 @@ INFO = {"admissible_actions": ["go left", "go right"]}
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """16 corridor demos and every alternative command's outcome from each of their states."""
-    root = tmp_path_factory.mktemp("lm-sr")
-    demos, rollouts = root / "corridor.jsonl", root / "rollouts.jsonl"
-    collect_demos(CORRIDOR, 16, demos, progress=False)
-    collect_rollouts(load_dataset(demos), str(demos), rollouts, k=None, seed=0, progress=False)
-    return demos, rollouts
+    return corridor_files(tmp_path_factory.mktemp("lm-sr"))
 
 
 def test_a_rationale_is_written_from_the_outcomes_and_names_the_expert_choice(files) -> None:
@@ -76,7 +62,7 @@ def test_an_example_is_the_prompt_to_the_thought_cue_then_rationale_and_command(
     agent = new_lm_agent(replace(TINY, reflect=True), 0, CORRIDOR)
     state = next(iter(load_rollouts(rollouts, dataset)))
     episode = dataset.episodes[state.episode]
-    (example,) = reflection_examples(agent, iter([(episode, state)]), seed=0)
+    example = reflection_example(agent, episode, state, seed=0)
     decoded = agent.tokenizer.decode(example.state + example.target)
     assert decoded.rstrip().endswith(f"So: {state.expert.action}.\nAction: {state.expert.action}")
     assert agent.tokenizer.decode(example.state).endswith("Thought:")
