@@ -68,6 +68,22 @@ def minibatches(
         yield from epoch_batches(n, batch_size, rng, lengths)
 
 
+def improves(new: Sequence[float], old: Sequence[float], min_delta: Sequence[float] = ()) -> bool:
+    """Whether score ``new`` beats ``old`` lexicographically, where component ``i`` counts as
+    changed only when it moves by more than ``min_delta[i]`` (0 where not given).
+
+    A tie-break that creeps by a hair per validation (a loss falling by 0.001 while accuracy
+    stays flat) would otherwise reset the patience forever and run every fit to its cap.
+    """
+    for i, (a, b) in enumerate(zip(new, old, strict=True)):
+        delta = min_delta[i] if i < len(min_delta) else 0.0
+        if a > b + delta:
+            return True
+        if a < b - delta:
+            return False
+    return False
+
+
 def fit_early_stopped(
     model: nn.Module,
     train: Sequence[Item],
@@ -87,6 +103,7 @@ def fit_early_stopped(
     progress: bool = True,
     optimizer: torch.optim.Optimizer | None = None,
     length: Callable[[Item], int] | None = None,
+    min_delta: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Fit ``model`` in place and leave it holding the best-validated weights.
 
@@ -96,6 +113,8 @@ def fit_early_stopped(
         loss_fn: a minibatch's loss and scalars to log (TensorBoard tag -> value).
         validate: validation results (TensorBoard tag -> value), logged at every validation.
         score: orders validation results; higher is better.
+        min_delta: per component of ``score``, the least change that counts
+            (:func:`improves`); default: any change.
         max_updates: the update budget; validated every ``val_every`` updates and at the end.
         patience: validations without a better score before stopping.
         global_step: offset of the logged steps (a stage after another one).
@@ -145,7 +164,7 @@ def fit_early_stopped(
                 sps = samples / (time.perf_counter() - start)
                 writer.add_scalar("charts/samples_per_s", sps, global_step + update)
             bar.set_postfix({tag.rsplit("/", 1)[-1]: f"{v:.3f}" for tag, v in result.items()})
-            if best is None or score(result) > score(best):
+            if best is None or improves(score(result), score(best), min_delta):
                 best, best_update, stale = result, update, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from learners.training import BUCKET_POOL, fit_early_stopped, minibatches
+from learners.training import BUCKET_POOL, fit_early_stopped, improves, minibatches
 
 
 @pytest.mark.parametrize("bucketed", [False, True])
@@ -51,10 +51,10 @@ def test_bucketing_cuts_padding_and_keeps_batches_random() -> None:
     assert firsts != sorted(firsts)
 
 
-def _fit(max_updates: int, patience: int, improving: bool) -> dict:
-    """Fit a one-weight model; its validation score improves every time or never."""
+def _fit(max_updates: int, patience: int, improving: bool, step: float = 1.0, min_delta=()) -> dict:
+    """Fit a one-weight model; its validation score improves by ``step`` every time, or never."""
     model = nn.Linear(1, 1)
-    validations = iter(range(1000))
+    validations = iter(step * i for i in range(1000))
     return fit_early_stopped(
         model,
         list(range(8)),
@@ -68,6 +68,7 @@ def _fit(max_updates: int, patience: int, improving: bool) -> dict:
         patience=patience,
         seed=0,
         progress=False,
+        min_delta=min_delta,
     )
 
 
@@ -79,3 +80,21 @@ def test_a_fit_says_whether_the_cap_or_early_stopping_ended_it() -> None:
     assert (stopped["updates"], stopped["best_update"], stopped["hit_cap"]) == (6, 2, False)
     # stopped by patience at the very update the cap would have stopped it: early stopping
     assert _fit(max_updates=6, patience=2, improving=False)["hit_cap"] is False
+
+
+def test_improves_is_lexicographic_with_a_least_change_per_component() -> None:
+    assert improves((0.9, -0.50), (0.8, -0.10))  # higher accuracy wins whatever the NLL
+    assert not improves((0.8, -0.10), (0.9, -0.50))
+    assert improves((0.9, -0.40), (0.9, -0.50))  # equal accuracy: lower NLL wins...
+    assert not improves((0.9, -0.499), (0.9, -0.50), (0.0, 0.01))  # ...by more than its delta
+    assert improves((0.9, -0.48), (0.9, -0.50), (0.0, 0.01))
+    assert not improves((0.9, -0.5), (0.9, -0.5))  # a tie is no improvement
+
+
+def test_a_creeping_tie_break_does_not_hold_off_early_stopping() -> None:
+    """A score gaining 0.001 per validation resets the patience forever without a least
+    change, and stops once gains under it no longer count."""
+    creeping = _fit(max_updates=100, patience=3, improving=True, step=0.001)
+    assert creeping["hit_cap"] is True
+    stopped = _fit(max_updates=100, patience=3, improving=True, step=0.001, min_delta=(0.01,))
+    assert (stopped["updates"], stopped["best_update"], stopped["hit_cap"]) == (8, 2, False)
