@@ -434,27 +434,69 @@ class LMAgent:
 
     def score(self, prompt: Sequence[int], commands: Sequence[Sequence[int]]) -> np.ndarray:
         """Each command's log-likelihood given ``prompt`` (ids from :meth:`encode_prompt`
-        and :meth:`encode_command`): the sum of its tokens' log-probabilities, float64.
-
-        The prompt runs once; its key/value cache is repeated for the candidates, which run
-        as one right-padded batch (padding after a candidate never reaches its tokens)."""
-        if not commands or not all(commands):
-            raise ValueError("score needs at least one command, each with at least one token")
+        and :meth:`encode_command`): the sum of its tokens' log-probabilities, float64."""
         with self._inference():
-            device = self.device
-            out = self.model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True)
-            first = out.logits[0, -1].float().log_softmax(-1)
-            lengths = torch.tensor([len(c) for c in commands], device=device)
-            ids = _padded(commands, self.tokenizer.pad_id, device)  # [A, T]
-            scores = first[ids[:, 0]]
-            if ids.shape[1] > 1:
-                cache = out.past_key_values
-                cache.batch_repeat_interleave(len(commands))
-                rest = self.model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=False)
-                logp = rest.logits.float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
-                real = torch.arange(1, ids.shape[1], device=device) < lengths[:, None]
-                scores = scores + (logp * real).sum(-1)
-            return scores.double().cpu().numpy()
+            return self.command_logprobs([prompt], [commands])[0][0].double().cpu().numpy()
+
+    def command_logprobs(
+        self,
+        prompts: Sequence[Sequence[int]],
+        commands: Sequence[Sequence[Sequence[int]]],
+        *,
+        last_hidden: bool = False,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """:meth:`score` for a batch of states, differentiable (RL's policy logits): for
+        state ``b``, a float32 tensor of the log-likelihoods of ``commands[b]`` given
+        ``prompts[b]``; and with ``last_hidden`` the final layer's hidden state at each
+        prompt's last token ``[B, hidden]`` (RL's value head reads it), else None.
+
+        Two forward passes in all: the prompts, left-padded, build a key/value cache; its
+        rows are repeated for each state's candidates, which run as one right-padded batch
+        (padding after a candidate never reaches its tokens)."""
+        if len(prompts) != len(commands) or not prompts:
+            raise ValueError("command_logprobs needs one list of commands per prompt, >= 1")
+        if not all(cands and all(cands) for cands in commands):
+            raise ValueError("score needs at least one command, each with at least one token")
+        device, pad = self.device, self.tokenizer.pad_id
+        width = max(map(len, prompts))
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            output_hidden_states=last_hidden,
+            logits_to_keep=1,
+        )
+        hidden = out.hidden_states[-1][:, -1] if last_hidden else None
+        first = out.logits[:, -1].float().log_softmax(-1)  # [B, V]
+        counts = [len(cands) for cands in commands]
+        state = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor(counts))
+        flat = [c for cands in commands for c in cands]
+        lengths = torch.tensor([len(c) for c in flat], device=device)
+        cand = _padded(flat, pad, device)  # [R, T]
+        state = state.to(device)
+        scores = first[state, cand[:, 0]]
+        if cand.shape[1] > 1:
+            cache = out.past_key_values
+            cache.batch_select_indices(state)
+            steps = cand.shape[1] - 1
+            rest = self.model(
+                input_ids=cand[:, :-1],
+                attention_mask=torch.cat([mask[state], mask.new_ones(len(flat), steps)], 1),
+                position_ids=mask.sum(-1)[state, None] + torch.arange(steps, device=device),
+                past_key_values=cache,
+                use_cache=False,
+            )
+            logp = rest.logits.float().log_softmax(-1).gather(-1, cand[:, 1:, None])[..., 0]
+            real = torch.arange(1, cand.shape[1], device=device) < lengths[:, None]
+            scores = scores + (logp * real).sum(-1)
+        return list(scores.split(counts)), hidden
 
     def generate(
         self,

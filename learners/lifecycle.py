@@ -51,7 +51,7 @@ from learners.evaluate import (
 )
 
 #: Learners that train the language-model agent (``--agent lm``), as the refusal names them.
-LM_LEARNERS = ("bc", "bc-short", "iwm (modes sequential, mixed)", "sr")
+LM_LEARNERS = ("bc", "bc-short", "iwm (modes sequential, mixed)", "sr", "rl")
 
 
 def run_name(env_id: str, learner: str, seed: int) -> str:

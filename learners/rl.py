@@ -45,7 +45,17 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents import MASKED_LOGIT, Agent, AgentConfig, ModelConfig, PolicyModel, autocast
+from agents import (
+    MASKED_LOGIT,
+    Agent,
+    AgentConfig,
+    LMAgent,
+    LMConfig,
+    ModelConfig,
+    PolicyModel,
+    autocast,
+    load_agent,
+)
 from agents.tokenizer import PAD
 from envs import make
 from envs.progress import progress_bar
@@ -111,6 +121,11 @@ class RLConfig(RunConfig):
                 f"n_steps ({self.n_steps}) must be a multiple of n_envs ({self.n_envs}): "
                 "each env steps n_steps / n_envs times per rollout"
             )
+        if isinstance(self.model, LMConfig) and self.model.reflect:
+            problems.append(
+                "--lm-reflect: PPO scores the admissible commands, not the thought an agent "
+                "that reflects writes before them; RL trains a language-model agent without it"
+            )
         return problems
 
 
@@ -150,14 +165,7 @@ class TokenizedEnv(gym.Env):
         if max_actions < 1:
             raise ValueError(f"max_actions must be >= 1, got {max_actions}")
         self.env, self.agent, self.max_actions = env, agent, max_actions
-        cfg = agent.config.model
-        top = cfg.vocab_size - 1
-        self.observation_space = spaces.Dict(
-            {
-                "state_ids": spaces.Box(0, top, (cfg.max_state_tokens,), np.int64),
-                "action_ids": spaces.Box(0, top, (max_actions, cfg.max_action_tokens), np.int64),
-            }
-        )
+        self.observation_space = self._observation_space()
         self.action_space = spaces.Discrete(max_actions)
         #: The contract observation the current state was encoded from.
         self.last_observation: dict[str, Any] = {}
@@ -211,8 +219,23 @@ class TokenizedEnv(gym.Env):
                 "when evaluated"
             )
         self.last_observation, self.commands = obs, commands
+        return self._encode(obs["goal"], obs["text"], commands)
+
+    def _observation_space(self) -> spaces.Dict:
         cfg = self.agent.config.model
-        state = self.agent.encode_state(obs["goal"], obs["text"], self._history)
+        top = cfg.vocab_size - 1
+        return spaces.Dict(
+            {
+                "state_ids": spaces.Box(0, top, (cfg.max_state_tokens,), np.int64),
+                "action_ids": spaces.Box(
+                    0, top, (self.max_actions, cfg.max_action_tokens), np.int64
+                ),
+            }
+        )
+
+    def _encode(self, goal: str, text: str, commands: list[str]) -> dict[str, np.ndarray]:
+        cfg = self.agent.config.model
+        state = self.agent.encode_state(goal, text, self._history)
         state_ids = np.full(cfg.max_state_tokens, PAD, dtype=np.int64)
         state_ids[: len(state)] = state
         action_ids = np.full((self.max_actions, cfg.max_action_tokens), PAD, dtype=np.int64)
@@ -227,73 +250,20 @@ class TokenizedEnv(gym.Env):
 
 
 # -- 2. the policy ---------------------------------------------------------------------------
-class CandidatePolicy(MaskableActorCriticPolicy):
-    """MaskablePPO's actor-critic, computed by a :class:`PolicyModel` over candidate commands.
-
-    Logits are ``model.policy_logits(enc.z, action_mask)`` and values ``model.value(enc.state)``
-    with ``enc = model.encode(batch)``: the network BC and IWM train, nothing added, so
-    ``policy.model.load_state_dict(agent.model.state_dict())`` is a complete warm start. The
-    optimizer covers exactly the model's parameters (SB3's own MLP extractor, action and value
-    nets are never built). Padded candidates get ``MASKED_LOGIT`` from the model, and
-    MaskablePPO's masks are applied on top: a masked action has probability zero.
-
-    Pass ``policy_kwargs={"model_config": ModelConfig(...)}`` to MaskablePPO.
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
-        model_config: ModelConfig | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.model_config = model_config if model_config is not None else ModelConfig()
-        # SB3 hands observations over as float32; ids round-trip exactly below 2**24.
-        if self.model_config.vocab_size > 2**24:
-            raise ValueError("vocab_size above 2**24 does not survive SB3's float32 buffers")
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-
-    def _build(self, lr_schedule: Schedule) -> None:
-        """Replace SB3's networks with the policy model; its parameters are the optimizer's."""
-        self.model = PolicyModel(self.model_config)
-        self.optimizer = self.optimizer_class(
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "model_config": self.model_config}
-
-    def model_inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The model's batch (as :func:`agents.collate` builds it) from a batch of observations.
-
-        Ids come back to long; padding that every row shares is cut off, so a single state
-        gives exactly the tensors :meth:`Agent.act` builds (and runs as fast).
-        """
-        state_ids, action_ids = obs["state_ids"].long(), obs["action_ids"].long()
-        state_mask = state_ids != PAD
-        state_mask[:, 0] = True  # [CLS]
-        action_real = action_ids != PAD
-        action_mask = action_real.any(-1)
-        length = _extent(state_mask.any(0))
-        n_cands = _extent(action_mask.any(0))
-        n_tokens = _extent(action_real.flatten(0, 1).any(0))
-        return {
-            "state_ids": state_ids[:, :length],
-            "state_mask": state_mask[:, :length],
-            "action_ids": action_ids[:, :n_cands, :n_tokens],
-            "action_mask": action_mask[:, :n_cands],
-        }
+class CandidateScoringPolicy(MaskableActorCriticPolicy):
+    """MaskablePPO's actor-critic over candidate commands: a subclass computes, for a batch of
+    observations, the logits of the admissible commands (``[B, max_actions]``, absent ones at
+    ``MASKED_LOGIT``) and the state values (``[B, 1]``); MaskablePPO's masks go on top, so a
+    masked action has probability zero. :class:`CandidatePolicy` scores with the policy model,
+    :class:`learners.lm_rl.LMCandidatePolicy` with a language model."""
 
     def logits_and_values(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B, max_actions]`` (absent candidates at ``MASKED_LOGIT``), values ``[B, 1]``."""
-        batch = self.model_inputs(obs)
-        with autocast(self.device):
-            enc = self.model.encode(batch)
-            logits = self.model.policy_logits(enc.z, batch["action_mask"]).float()
-            values = self.model.value(enc.state).float().unsqueeze(-1)
-        logits = F.pad(logits, (0, self.action_space.n - logits.shape[1]), value=MASKED_LOGIT)
-        return logits, values
+        raise NotImplementedError
+
+    def export_to(self, agent: Any) -> None:
+        """Put the policy's current weights into ``agent`` (evaluations, the end of RL)."""
+        raise NotImplementedError
 
     def _distribution(
         self, logits: torch.Tensor, action_masks: np.ndarray | torch.Tensor | None
@@ -332,6 +302,78 @@ class CandidatePolicy(MaskableActorCriticPolicy):
         """The masked action distribution (``predict`` samples or takes its mode)."""
         return self._distribution(self.logits_and_values(obs)[0], action_masks)
 
+
+class CandidatePolicy(CandidateScoringPolicy):
+    """The actor-critic computed by a :class:`PolicyModel` over candidate commands.
+
+    Logits are ``model.policy_logits(enc.z, action_mask)`` and values ``model.value(enc.state)``
+    with ``enc = model.encode(batch)``: the network BC and IWM train, nothing added, so
+    ``policy.model.load_state_dict(agent.model.state_dict())`` is a complete warm start. The
+    optimizer covers exactly the model's parameters (SB3's own MLP extractor, action and value
+    nets are never built). Padded candidates get ``MASKED_LOGIT`` from the model.
+
+    Pass ``policy_kwargs={"model_config": ModelConfig(...)}`` to MaskablePPO.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        model_config: ModelConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.model_config = model_config if model_config is not None else ModelConfig()
+        # SB3 hands observations over as float32; ids round-trip exactly below 2**24.
+        if self.model_config.vocab_size > 2**24:
+            raise ValueError("vocab_size above 2**24 does not survive SB3's float32 buffers")
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Replace SB3's networks with the policy model; its parameters are the optimizer's."""
+        self.model = PolicyModel(self.model_config)
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "model_config": self.model_config}
+
+    def export_to(self, agent: Agent) -> None:
+        """Copy the policy model's weights into ``agent``'s model (the same architecture)."""
+        agent.model.load_state_dict(self.model.state_dict())
+
+    def model_inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model's batch (as :func:`agents.collate` builds it) from a batch of observations.
+
+        Ids come back to long; padding that every row shares is cut off, so a single state
+        gives exactly the tensors :meth:`Agent.act` builds (and runs as fast).
+        """
+        state_ids, action_ids = obs["state_ids"].long(), obs["action_ids"].long()
+        state_mask = state_ids != PAD
+        state_mask[:, 0] = True  # [CLS]
+        action_real = action_ids != PAD
+        action_mask = action_real.any(-1)
+        length = _extent(state_mask.any(0))
+        n_cands = _extent(action_mask.any(0))
+        n_tokens = _extent(action_real.flatten(0, 1).any(0))
+        return {
+            "state_ids": state_ids[:, :length],
+            "state_mask": state_mask[:, :length],
+            "action_ids": action_ids[:, :n_cands, :n_tokens],
+            "action_mask": action_mask[:, :n_cands],
+        }
+
+    def logits_and_values(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[B, max_actions]`` (absent candidates at ``MASKED_LOGIT``), values ``[B, 1]``."""
+        batch = self.model_inputs(obs)
+        with autocast(self.device):
+            enc = self.model.encode(batch)
+            logits = self.model.policy_logits(enc.z, batch["action_mask"]).float()
+            values = self.model.value(enc.state).float().unsqueeze(-1)
+        logits = F.pad(logits, (0, self.action_space.n - logits.shape[1]), value=MASKED_LOGIT)
+        return logits, values
+
     def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Values ``[B, 1]`` from the state encoder alone (bootstrapping)."""
         batch = self.model_inputs(obs)
@@ -365,36 +407,68 @@ class BucketedRolloutBuffer(MaskableDictRolloutBuffer):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
             self.action_masks = self.swap_and_flatten(self.action_masks)
             self.generator_ready = True
-        lengths = (self.observations["state_ids"] != PAD).sum(1)
+        observations = self.observations
+        if "state_len" in observations:  # a language model's prompts (learners.lm_rl)
+            lengths = observations["state_len"][:, 0]
+        else:
+            lengths = (observations["state_ids"] != PAD).sum(1)
         rng = np.random.default_rng(np.random.randint(2**31))
         for batch in epoch_batches(len(lengths), batch_size, rng, lengths):
             yield self._get_samples(batch)
 
 
 # -- 3. training -----------------------------------------------------------------------------
-def initial_agent(config: RLConfig) -> Agent:
-    """The agent RL starts from: ``init_from`` when given, else a fresh one.
+def initial_agent(config: RLConfig) -> Agent | LMAgent:
+    """The agent RL starts from: ``init_from`` when given (either agent type), else a fresh
+    one of ``config.model``.
 
     Raises:
-        ValueError: the checkpoint was trained on another env than ``config.env_id``, or its
-            model differs from an explicitly given ``config.model``; the message says which.
+        ValueError: the checkpoint was trained on another env than ``config.env_id``; its
+            model differs from an explicitly given ``config.model``; or it is a language-model
+            agent that reflects (self-reflection's), whose thoughts PPO cannot train. The
+            message says which.
     """
     if config.init_from is None:
-        return new_agent(config)
-    agent = Agent.load(config.init_from)
-    given = AgentConfig(model=config.model) if config.model is not None else None
-    if given is not None and agent.config != given:
+        agent = new_agent(config, language_model=True, env_kwargs=config.env_kwargs)
+    else:
+        agent = load_agent(config.init_from)
+        _check_warm_start(agent, config)
+    if isinstance(agent, LMAgent) and agent.config.reflect:
         raise ValueError(
-            f"cannot warm-start RL from {config.init_from}: its model config differs from the "
-            f"one given (checkpoint != given: {'; '.join(agent.config.diff(given))}). "
-            "Give no model flags to take the checkpoint's own, or give the checkpoint's."
+            "RL does not train a language-model agent that reflects (--lm-reflect; an sr "
+            "checkpoint): PPO scores the admissible commands, not the thought written before "
+            "them. Warm-start from a bc or iwm checkpoint, or drop --lm-reflect."
         )
+    return agent
+
+
+def _check_warm_start(agent: Agent | LMAgent, config: RLConfig) -> None:
+    """A warm start's checkpoint must fit the flags given and the env."""
+    if config.model is not None:
+        mine = agent.config.model if isinstance(agent, Agent) else agent.config
+        if type(mine) is not type(config.model):
+            kinds = {ModelConfig: "the policy model (--agent model)", LMConfig: "--agent lm"}
+            raise ValueError(
+                f"cannot warm-start RL from {config.init_from}: it is an agent of "
+                f"{kinds[type(mine)]}, the flags given describe {kinds[type(config.model)]}. "
+                "Give no model flags to take the checkpoint's own."
+            )
+        if isinstance(agent, Agent):  # diff whole agent configs: "model.d_model: ..."
+            mine, given = agent.config, AgentConfig(model=config.model)
+        else:
+            given = config.model
+        if mine != given:
+            raise ValueError(
+                f"cannot warm-start RL from {config.init_from}: its model config differs from "
+                f"the one given (checkpoint != given: {'; '.join(mine.diff(given))}). "
+                "Give no model flags to take the checkpoint's own, or give the checkpoint's."
+            )
     trained_on = agent.meta.get("env_id")
     if trained_on is None:
         warnings.warn(
             f"{config.init_from} does not record the env it was trained on (meta['env_id']); "
             f"cannot check that it fits {config.env_id}",
-            stacklevel=2,
+            stacklevel=3,
         )
     elif _bare_id(trained_on) != _bare_id(config.env_id):
         raise ValueError(
@@ -402,7 +476,6 @@ def initial_agent(config: RLConfig) -> Agent:
             f"trained on {trained_on}. Use a checkpoint trained on {config.env_id}, or run RL "
             f"on {trained_on} (--env-id {trained_on})."
         )
-    return agent
 
 
 def _bare_id(env_id: str) -> str:
@@ -410,27 +483,45 @@ def _bare_id(env_id: str) -> str:
     return env_id.split(":", 1)[-1]
 
 
-def train_envs(config: RLConfig, agent: Agent) -> VecEnv:
-    """``config.n_envs`` train-split envs, each a monitored :class:`TokenizedEnv`, stepped in
-    lockstep (SB3 seeds env ``i`` with ``seed + i``)."""
+def train_envs(config: RLConfig, agent: Agent | LMAgent) -> VecEnv:
+    """``config.n_envs`` train-split envs, each a monitored :class:`TokenizedEnv` (for a
+    language-model agent :class:`learners.lm_rl.LMTokenizedEnv`), stepped in lockstep (SB3
+    seeds env ``i`` with ``seed + i``)."""
+    adapter: type[TokenizedEnv] = TokenizedEnv
+    if isinstance(agent, LMAgent):
+        from learners.lm_rl import LMTokenizedEnv  # it imports this module
+
+        adapter = LMTokenizedEnv
 
     def make_one() -> gym.Env:
         env = make(config.env_id, split="train", **config.env_kwargs)
-        return Monitor(TokenizedEnv(env, agent, config.max_actions))
+        return Monitor(adapter(env, agent, config.max_actions))
 
     return DummyVecEnv([make_one] * config.n_envs)
 
 
-def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> MaskablePPO:
-    """MaskablePPO with a :class:`CandidatePolicy` that starts from ``agent``'s weights.
+def build_ppo(agent: Agent | LMAgent, env: gym.Env | VecEnv, config: RLConfig) -> MaskablePPO:
+    """MaskablePPO with a :class:`CandidatePolicy` that starts from ``agent``'s weights (for a
+    language-model agent a :class:`learners.lm_rl.LMCandidatePolicy` that trains the agent's
+    own model, with a fresh value head).
 
     ``env`` is one :class:`TokenizedEnv` or a vector of them (:func:`train_envs`); a
     rollout is ``config.n_steps`` env steps in all, shared evenly by the envs. PPO runs on
     the agent's device.
     """
     n_envs = env.num_envs if isinstance(env, VecEnv) else 1
+    policy: type[CandidateScoringPolicy] = CandidatePolicy
+    # SB3's own Adam settings for PPO (eps 1e-5), with the fused kernel that the supervised
+    # stages use too (learners.training.adam).
+    policy_kwargs: dict[str, Any] = {"optimizer_kwargs": {"eps": 1e-5, "fused": True}}
+    if isinstance(agent, LMAgent):
+        from learners.lm_rl import LMCandidatePolicy  # it imports this module
+
+        policy, policy_kwargs["lm_agent"] = LMCandidatePolicy, agent
+    else:
+        policy_kwargs["model_config"] = agent.config.model
     ppo = MaskablePPO(
-        CandidatePolicy,
+        policy,
         env,
         learning_rate=config.learning_rate,
         n_steps=config.n_steps // n_envs,
@@ -440,18 +531,14 @@ def build_ppo(agent: Agent, env: gym.Env | VecEnv, config: RLConfig) -> Maskable
         gae_lambda=config.gae_lambda,
         ent_coef=config.ent_coef,
         clip_range=config.clip_range,
-        policy_kwargs={
-            "model_config": agent.config.model,
-            # SB3's own Adam settings for PPO (eps 1e-5), with the fused kernel that the
-            # supervised stages use too (learners.training.adam).
-            "optimizer_kwargs": {"eps": 1e-5, "fused": True},
-        },
+        policy_kwargs=policy_kwargs,
         rollout_buffer_class=BucketedRolloutBuffer,
         seed=config.seed,
         device=agent.device,
         verbose=0,
     )
-    ppo.policy.model.load_state_dict(agent.model.state_dict())  # strict: every weight
+    if isinstance(agent, Agent):
+        ppo.policy.model.load_state_dict(agent.model.state_dict())  # strict: every weight
     return ppo
 
 
@@ -553,7 +640,7 @@ class RLCallback(BaseCallback):
         steps = self.num_timesteps
         self._last_eval = steps
         self._next_eval = (steps // self.config.eval_every + 1) * self.config.eval_every
-        self.agent.model.load_state_dict(self.model.policy.model.state_dict())
+        self.model.policy.export_to(self.agent)
         if self.config.eval_episodes < 1:
             return
         began = time.perf_counter()
@@ -611,7 +698,7 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
             ppo.logger.dump(ppo.num_timesteps)  # the last update's losses
         finally:
             env.close()
-        agent.model.load_state_dict(ppo.policy.model.state_dict())
+        ppo.policy.export_to(agent)
         metrics = {
             "init_from": config.init_from,
             "init_learner": meta["init_learner"],

@@ -22,9 +22,8 @@ from learners import get_learner
 from learners.config import values_from_args
 from learners.data import collect_demos
 from learners.evaluate import EVAL_SEED, AgentPolicy, evaluate
-from learners.imitation import BCConfig, train_bc
+from learners.imitation import BCConfig, DAggerConfig, train_bc
 from learners.lifecycle import new_agent
-from learners.rl import RLConfig
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY
 
 pytestmark = REQUIRES_LM
@@ -145,6 +144,8 @@ def test_lm_flags_need_agent_lm_and_model_flags_refuse_it() -> None:
 
 
 def test_learners_that_do_not_train_the_lm_refuse_it(tmp_path: Path) -> None:
-    config = RLConfig(model=TINY, out=str(tmp_path / "rl"), learner="rl")
-    with pytest.raises(ValueError, match="learner 'rl' does not train the language-model agent"):
+    config = DAggerConfig(model=TINY, out=str(tmp_path / "dagger"), learner="dagger")
+    with pytest.raises(
+        ValueError, match="learner 'dagger' does not train the language-model agent"
+    ):
         new_agent(config)
