@@ -103,7 +103,9 @@ class Profile:
     per_learner: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Config values for one learner (over ``config``)."""
     model: dict[str, Any] = field(default_factory=dict)
-    """ModelConfig fields that differ from the defaults (a smaller model for quick runs)."""
+    """ModelConfig fields that differ from the defaults (a smaller model for quick runs); with
+    a ``model`` key, the language-model agent's LMConfig fields instead (``{"model":
+    "tiny"}``: every run trains the tiny LM, as ``--agent lm`` does)."""
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per setting ``make`` kwargs (e.g. a smaller TextWorld game pool)."""
     rl_budget: float = 0.25
@@ -156,6 +158,20 @@ _STUDY_COST = (
     "stopping); roughly 2-3 core-minutes a run on this project's CPU, estimated from single "
     "runs, not measured end to end: about 7 core-hours per setting"
 )
+
+#: The language-model profiles' agent: the tiny LM (``--agent lm --lm-model tiny``), its
+#: thoughts (sr) cut at 96 tokens, enough for a rationale of four moves.
+_TINY_LM = {"model": "tiny", "max_thought_tokens": 96}
+#: The LM's settings of README's measured runs (batch 16, validation every 50 updates,
+#: patience 4), 10 validation episodes outside the budget, 50 test episodes.
+_LM_CONFIG = {
+    "eval_episodes": 50,
+    "val_episodes": 10,
+    "batch_size": 16,
+    "max_updates": 1000,
+    "patience": 4,
+    "wm_updates": 300,
+}
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -221,6 +237,35 @@ PROFILES: dict[str, Profile] = {
         },
         focus=("earlyexp/Household-v0",),
         env_kwargs={"earlyexp/Cooking-v0": {"games": 40, "recipe": 1, "take": 1}},
+    ),
+    # The language-model agent (issue 17): the tiny LM trained from scratch, BC against
+    # implicit world modeling in both of the LM's modes and self-reflection at 25 and 50
+    # demos on Household; lm-bc sets the tiny LM's BC beside the policy model's (standard
+    # has it at the same demos and seeds). Not yet run end to end.
+    "lm": Profile(
+        name="lm",
+        cost="4 learners x 2 budgets x 5 seeds on Household (40 runs); a tiny-LM BC run took "
+        "6.5 core-minutes at 50 demos, and sr writes a thought before every test step: "
+        "roughly 8 core-hours, estimated from single runs, not run end to end",
+        full_budget=50,
+        budgets=(0.5, 1.0),
+        seeds=(0, 1, 2, 3, 4),
+        settings=("earlyexp/Household-v0",),
+        learners=("bc", "iwm-matched", "iwm-mixed", "sr"),
+        config=_LM_CONFIG,
+        model=_TINY_LM,
+    ),
+    "lm-bc": Profile(
+        name="lm-bc",
+        cost="BC of the tiny LM on Household at 50 and 200 demos, 3 seeds (6 runs); roughly "
+        "2 core-hours, estimated from single runs, not run end to end",
+        full_budget=200,
+        budgets=(0.25, 1.0),
+        seeds=(0, 1, 2),
+        settings=("earlyexp/Household-v0",),
+        learners=("bc",),
+        config={**_LM_CONFIG, "eval_episodes": 100},
+        model=_TINY_LM,
     ),
     "full": Profile(
         name="full",

@@ -57,6 +57,12 @@ for name, overrides, description in (
         "BC + wm_weight x world-model loss on every update (no separate stage)",
     ),
     (
+        "iwm-mixed",
+        {**_MATCHED, "mode": "mixed"},
+        "language-model agent: one stage of imitation and world-model examples shuffled "
+        "together (--agent lm)",
+    ),
+    (
         "iwm-seq-joint",
         {**_MATCHED, "mode": "sequential-joint"},
         "iwm-matched whose BC stage keeps the world-model loss",

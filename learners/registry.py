@@ -82,7 +82,9 @@ class Learner:
 
     def command(self, config: RunConfig) -> str:
         """The ``earlyexp train`` command that reproduces a run of ``config``."""
-        return command_line(config, self.make_config(env_id=config.env_id))
+        # The defaults of the same agent type: a variant may be valid for one type only
+        # (iwm-mixed, the language-model agent's); the model's flags are diffed apart.
+        return command_line(config, self.make_config(env_id=config.env_id, model=config.model))
 
 
 _LEARNERS: dict[str, Learner] = {}
