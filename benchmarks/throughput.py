@@ -19,7 +19,9 @@ Learners (default model, one torch thread, the commit they ran on in the table):
   learner's own training loop (:func:`learners.imitation.behaviour_cloning`: its batching,
   forward, backward and Adam step) on each env's expert demos;
 - ``--rl``: MaskablePPO env steps per second through :func:`learners.rl.train_rl`
-  (collection and PPO updates, evaluation left out), RL's own defaults otherwise.
+  (collection and PPO updates, evaluation left out), RL's own defaults otherwise;
+- ``--lm MODEL ...`` (with ``--device``): the language-model agent's BC training tokens per
+  second and its acting decisions per second, ranking and generating (:func:`measure_lm`).
 
 Both go through public functions that older commits have too, so the "before" of a speed
 change is this same file run on the older tree::
@@ -47,10 +49,11 @@ import gymnasium as gym
 import torch
 
 import envs
-from agents import Agent
+from agents import Agent, LMConfig, resolve_device
+from agents.lm import new_lm_agent
 from envs import minigrid_adapter, textworld_games
 from learners.data import collect_demos, encode_decisions
-from learners.imitation import behaviour_cloning
+from learners.imitation import behaviour_cloning, encode_for
 from learners.rl import RLConfig, train_rl
 
 
@@ -245,6 +248,66 @@ def measure_rl_steps(
     }
 
 
+def measure_lm(
+    env_id: str,
+    model: str = "tiny",
+    device: str = "cpu",
+    demos: int = 10,
+    updates: int = 20,
+    batch_size: int = 16,
+    decisions: int = 40,
+    lora_rank: int = 0,
+) -> dict[str, Any]:
+    """The language-model agent's throughput on ``env_id``'s expert demos, on ``device``:
+    BC fine-tuning (training tokens/s: prompt and command tokens of each decision, through
+    BC's own loop for ``updates`` updates) and acting (decisions/s ranking every admissible
+    command, one state at a time as an episode does; decisions/s generating a command)."""
+    torch.set_num_threads(1)
+    # LoRA is for pretrained models; a tiny one trains every weight.
+    config = LMConfig(model=model, lora_rank=lora_rank if model != "tiny" else 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
+    agent = new_lm_agent(config, 0, env_id).to(resolve_device(device))
+    train = list(encode_for(agent, dataset.episodes))
+    fit = behaviour_cloning(
+        agent,
+        train,
+        train[:batch_size],
+        max_updates=updates,
+        batch_size=batch_size,
+        learning_rate=1e-4,
+        val_every=updates,
+        patience=1,
+        seed=0,
+        progress=False,
+    )
+    tokens = statistics.mean(len(d.state) + len(d.candidates[d.target]) for d in train)
+    states = [
+        (episode.goal, step.text, [], list(step.admissible))
+        for episode in dataset.episodes
+        for step in episode.steps
+    ][:decisions]
+    start = time.perf_counter()
+    for state in states:
+        agent.batch_logits([state])
+    ranking = len(states) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for goal, text, history, commands in states[: max(1, decisions // 4)]:
+        agent.generate(agent.encode_prompt(goal, text, history, commands))
+    generating = max(1, decisions // 4) / (time.perf_counter() - start)
+    return {
+        "env_id": env_id,
+        "model": model,
+        "device": str(agent.device),
+        "parameters": agent.num_parameters,
+        "train_tokens_per_second": fit["samples_per_second"] * tokens,
+        "train_decisions_per_second": fit["samples_per_second"],
+        "tokens_per_decision": tokens,
+        "rank_decisions_per_second": ranking,
+        "generate_decisions_per_second": generating,
+    }
+
+
 def commit() -> str:
     """The checked-out commit (short), ``+modified`` when the tree has uncommitted changes;
     ``unknown`` outside a git checkout."""
@@ -295,6 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bc", action="store_true", help="also measure BC training decisions/s")
     parser.add_argument("--rl", action="store_true", help="also measure RL env steps/s")
     parser.add_argument(
+        "--lm",
+        nargs="+",
+        default=None,
+        metavar="MODEL",
+        help="also measure the language-model agent of these models (tiny, smollm2, a path): "
+        "BC training tokens/s and acting decisions/s",
+    )
+    parser.add_argument(
+        "--lm-lora-rank", type=int, default=0, help="LoRA rank of the pretrained --lm models"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="device of the --lm measurements (cpu, cuda, auto)"
+    )
+    parser.add_argument(
         "--no-envs", action="store_true", help="skip the env-step tables (learners only)"
     )
     args = parser.parse_args(argv)
@@ -331,6 +408,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {env_id} | {rl['env_steps_per_second']:,.1f} | {rl['n_envs']} | {here} |",
                 flush=True,
             )
+    if args.lm:
+        print(
+            "\n| env | LM | device | parameters | train tokens/s (BC, batch 16) | "
+            "rank decisions/s | generate decisions/s | commit |\n"
+            "|---|---|---|---:|---:|---:|---:|---|"
+        )
+        for env_id in ids:
+            for model in args.lm:
+                lm = measure_lm(env_id, model, args.device, lora_rank=args.lm_lora_rank)
+                print(
+                    f"| {env_id} | {model} | {lm['device']} | {lm['parameters']:,} | "
+                    f"{lm['train_tokens_per_second']:,.0f} | "
+                    f"{lm['rank_decisions_per_second']:,.2f} | "
+                    f"{lm['generate_decisions_per_second']:,.2f} | {here} |",
+                    flush=True,
+                )
     return 1 if failed else 0
 
 

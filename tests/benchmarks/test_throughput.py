@@ -10,8 +10,10 @@ from benchmarks.throughput import (
     measure_bc_samples,
     measure_engine_overhead,
     measure_env_steps,
+    measure_lm,
     measure_rl_steps,
 )
+from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM
 
 
 def test_env_steps_table() -> None:
@@ -56,3 +58,11 @@ def test_rl_env_steps_per_second() -> None:
     )
     assert result["env_steps_per_second"] > 0 and len(result["runs"]) == 2
     assert result["n_envs"] == 4
+
+
+@REQUIRES_LM
+def test_language_model_tokens_and_decisions_per_second() -> None:
+    result = measure_lm(CORRIDOR, "tiny", "cpu", demos=2, updates=2, batch_size=4, decisions=4)
+    assert result["device"] == "cpu" and result["parameters"] > 0
+    assert result["train_tokens_per_second"] > result["train_decisions_per_second"] > 0
+    assert result["rank_decisions_per_second"] > 0 and result["generate_decisions_per_second"] > 0
