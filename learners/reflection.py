@@ -121,6 +121,13 @@ class SRConfig(IWMConfig):
         low=0,
     )
 
+    rationales: str = option(
+        "template",
+        "language-model agent: who writes the rationales: a template from the observed "
+        "outcomes, or the model itself, prompted with them (a pretrained model)",
+        choices=("template", "model"),
+    )
+
     trains_thoughts: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -145,6 +152,11 @@ class SRConfig(IWMConfig):
             from learners.lm_reflection import lm_sr_problems  # it imports this module
 
             return problems + lm_sr_problems(self)
+        if self.rationales != "template":
+            problems.append(
+                "--rationales: written rationales are the language-model agent's (--agent lm); "
+                "the policy model's SR reads the outcomes themselves"
+            )
         if self.scorer != "lookahead":
             problems.append("sr's teacher reads outcomes: scorer must be 'lookahead'")
         if self.mode == "joint":

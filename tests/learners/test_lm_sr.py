@@ -19,8 +19,15 @@ from agents.lm import new_lm_agent
 from benchmarks.cli import main
 from learners.data import load_dataset
 from learners.evaluate import EVAL_SEED, AgentPolicy, evaluate
-from learners.lm_reflection import RATIONALE_MOVES, rationale, reflection_example
+from learners.lm_reflection import (
+    RATIONALE_MOVES,
+    rationale,
+    rationale_request,
+    reflection_example,
+    written_rationale,
+)
 from learners.rollouts import load_rollouts
+from tests.agents.test_lm import HAS_SMOLLM2
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY, TINY_FLAGS, corridor_files
 
 pytestmark = REQUIRES_LM
@@ -133,6 +140,8 @@ def test_sr_trains_the_lm_from_the_command_line_past_the_random_policy(trained) 
         (["--learner", "bc", "--lm-reflect", *TINY_FLAGS], "learner 'bc' trains no thoughts"),
         (["--learner", "sr", "--distill-weight", "2", *TINY_FLAGS], "--distill-weight is an"),
         (["--learner", "sr", "--mode", "mixed", *TINY_FLAGS], "--mode is an option of sr on"),
+        (["--learner", "sr", "--rationales", "model", *TINY_FLAGS], "a tiny model trained from"),
+        (["--learner", "sr", "--rationales", "model"], "written rationales are the language-"),
     ],
 )
 def test_what_does_not_apply_is_refused_in_one_line(
@@ -141,3 +150,40 @@ def test_what_does_not_apply_is_refused_in_one_line(
     assert main(["train", f"tests.envs.toy_env:{CORRIDOR}", *flags]) != 0
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error, error
+
+
+def test_a_models_rationale_request_shows_outcomes_and_the_choice_only(files) -> None:
+    demos, rollouts = files
+    dataset = load_dataset(demos)
+    for state in list(load_rollouts(rollouts, dataset))[:20]:
+        episode = dataset.episodes[state.episode]
+        text = episode.steps[state.step].text
+        request = rationale_request(episode.goal, text, state, np.random.default_rng(0))
+        assert request.startswith(f"Goal: {episode.goal}\nObservation: {text}\n")
+        assert f"- {state.expert.action}: " in request
+        assert f"The best next action is: {state.expert.action}." in request
+        assert "reward" not in request and "success" not in request
+        # The same moves as the template's rationale of the same seed.
+        template = rationale(state, np.random.default_rng(0))
+        named = [line[2:].split(":")[0] for line in request.splitlines() if line[:2] == "- "]
+        assert [f"If I {m}:" in template for m in named] == [True] * len(named)
+
+
+@pytest.mark.smollm2
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="SmolLM2 is not installed")
+def test_smollm2_writes_a_rationale_of_its_own(files) -> None:
+    """With --rationales model the pretrained model writes the thought it will learn."""
+    demos, rollouts = files
+    dataset = load_dataset(demos)
+    agent = LMAgent(LMConfig(model="smollm2", max_thought_tokens=24, reflect=True))
+    state = next(iter(load_rollouts(rollouts, dataset)))
+    episode = dataset.episodes[state.episode]
+    text = episode.steps[state.step].text
+    thought = written_rationale(agent, episode.goal, text, state, np.random.default_rng(0))
+    assert thought.endswith(f" So: {state.expert.action}.") and "\n" not in thought
+    said = thought.removesuffix(f" So: {state.expert.action}.")
+    assert said and not said.startswith("If I ")  # its own words, not the template's
+    again = written_rationale(agent, episode.goal, text, state, np.random.default_rng(0))
+    assert again == thought  # greedy: the same rationale every time
+    example = reflection_example(agent, episode, state, seed=0, written=True)
+    assert agent.tokenizer.decode(example.target).startswith(" " + said[:20].strip()[:10])
