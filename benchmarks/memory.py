@@ -66,23 +66,27 @@ def memory_plan(
 ) -> list[dict]:
     """The specs to measure, in an order that runs each warm start's source before it.
 
-    Per setting: each selected imitation learner at ``budget``, the BC/IWM runs the selected
-    warm starts need at ``profile.rl_budget`` (when that is another budget), then the RL
-    learners.
+    Per setting: each selected imitation learner that runs there (a profile's ``focus``)
+    at ``budget``, the BC/IWM runs the selected warm starts need at ``profile.rl_budget``
+    (when that is another budget), then the RL learners.
     """
     check_selection(profile, learners)
     on_demos = [name for name in learners if get_learner(name).needs_demos]
     on_env = [name for name in learners if not get_learner(name).needs_demos]
     specs: list[dict] = []
     for env_id in env_ids:
-        specs += [run_spec(profile, env_id, name, seed, budget) for name in on_demos]
+        # A profile's focus: outside it only the baseline runs (Profile.learners_at).
+        here = profile.learners_at(env_id, on_demos)
+        specs += [run_spec(profile, env_id, name, seed, budget) for name in here]
         hashes = {config_hash(spec) for spec in specs}
-        sources = [get_learner(name).warm_start for name in on_env]
+        sources = [get_learner(name).warm_start for name in profile.learners_at(env_id, on_env)]
         for name in dict.fromkeys(source for source in sources if source is not None):
             source = run_spec(profile, env_id, name, seed, profile.rl_budget)
             if config_hash(source) not in hashes:
                 specs.append(source)
-        specs += [run_spec(profile, env_id, name, seed) for name in on_env]
+        specs += [
+            run_spec(profile, env_id, name, seed) for name in profile.learners_at(env_id, on_env)
+        ]
     return specs
 
 

@@ -33,6 +33,15 @@ def test_plan_runs_each_warm_start_source_before_it() -> None:
     assert len(memory.memory_plan(SMOKE, envs_, learners, budget=SMOKE.rl_budget)) == 7
 
 
+def test_outside_a_profiles_focus_only_the_baseline_is_measured() -> None:
+    quick = sweep.PROFILES["quick"]
+    specs = memory.memory_plan(quick, list(sweep.SETTINGS), list(quick.learners), budget=1.0)
+    focus = [s["learner"] for s in specs if s["env_id"] in quick.focus]
+    assert sorted(focus) == sorted(quick.learners)
+    assert {s["learner"] for s in specs if s["env_id"] not in quick.focus} == {"bc"}
+    assert len(specs) == len(quick.learners) + len(sweep.SETTINGS) - 1
+
+
 def test_one_run_is_measured_above_the_baseline_and_under_4_gib(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
