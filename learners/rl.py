@@ -588,6 +588,7 @@ class RLCallback(BaseCallback):
         self.episodes = 0
         self.eval_seconds = 0.0
         self._next_eval = 0
+        self._final_steps = config.steps
         self._last_eval: int | None = None
         self._start = time.perf_counter()
         self._bar: tqdm | None = None
@@ -595,8 +596,9 @@ class RLCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._start = time.perf_counter()
         rollouts = math.ceil(self.config.steps / self.config.n_steps)
+        self._final_steps = rollouts * self.config.n_steps
         self._bar = progress_bar(
-            total=rollouts * self.config.n_steps,
+            total=self._final_steps,
             desc="rl",
             unit="step",
             disable=not self.config.progress,
@@ -615,7 +617,9 @@ class RLCallback(BaseCallback):
                 )
         if self._bar is not None:
             self._bar.update(self.training_env.num_envs)
-        if self.num_timesteps >= self._next_eval:
+        # The last rollout's final step comes before its PPO update: the evaluation of the
+        # final weights is _on_training_end's.
+        if self._next_eval <= self.num_timesteps < self._final_steps:
             self.evaluate()
         return True
 

@@ -133,6 +133,12 @@ def test_rl_from_a_bc_checkpoint_runs_end_to_end(bc_checkpoint: Path, tmp_path: 
     before, after = start.model.state_dict(), trained.model.state_dict()
     assert set(before) == set(after)  # the value head is RL's own, not the agent's
     assert any(not torch.equal(after[name], value) for name, value in before.items())
+    # earlyexp eval reads the LM checkpoint and plays it as the run evaluated it.
+    words = ["eval", str(out / "agent.pt"), "--env", f"tests.envs.toy_env:{CORRIDOR}"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*words, "--episodes", "6", "--json"]) == 0
+    evaluated = json.loads(printed.getvalue())
+    assert evaluated["greedy"] == metrics["eval"]["greedy"]
 
 
 def test_rl_refuses_an_agent_that_reflects_and_a_checkpoint_of_the_other_kind(

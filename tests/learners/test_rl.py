@@ -15,6 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from agents import Agent, AgentConfig, ModelConfig
 from envs import make
+from learners import rl
+from learners.evaluate import evaluate_agent
 from learners.rl import (
     BucketedRolloutBuffer,
     RLConfig,
@@ -247,6 +249,27 @@ def test_rl_from_scratch_writes_an_agent_metrics_and_logs(tmp_path: Path) -> Non
     assert expected <= tags, tags
     assert [e.step for e in events.Scalars("eval/success_rate")] == [0, 128, 256]
     assert len(events.Scalars("losses/value_loss")) == 2  # one per update
+
+
+def test_the_final_evaluation_is_of_the_weights_after_the_last_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last rollout's final step comes before its PPO update: evaluating there would
+    report weights one update older than the saved agent's."""
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def evaluate(agent: Agent, *args, **kwargs):
+        seen.append({k: v.clone() for k, v in agent.model.state_dict().items()})
+        return evaluate_agent(agent, *args, **kwargs)
+
+    monkeypatch.setattr(rl, "evaluate_agent", evaluate)
+    metrics = train_rl(_tiny_config(tmp_path, "final", model=TINY.model))
+    assert [point["steps"] for point in metrics["curve"]] == [0, 128, 256]
+    saved = Agent.load(tmp_path / "final" / "agent.pt").model.state_dict()
+    assert len(seen) == 3
+    for name, value in saved.items():
+        assert torch.equal(seen[-1][name], value), name
+    assert any(not torch.equal(seen[1][k], v) for k, v in saved.items())  # 128: one update ago
 
 
 def test_rl_from_a_checkpoint_starts_from_its_weights(tmp_path: Path) -> None:
