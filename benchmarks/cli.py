@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from agents import DEVICE_CHOICES, DEVICE_NAME
@@ -180,12 +181,30 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a saved agent (greedy and sampled) beside random and expert policies."""
-    from agents import load_agent
+    from agents import LMAgent, LMConfig, load_agent
+    from agents.lm import new_lm_agent
     from learners.evaluate import evaluate_expert, format_report
     from learners.lifecycle import evaluate_run_agent
 
     env_id = resolve_id(args.env)
-    agent = load_agent(args.checkpoint)  # either agent type
+    if (args.checkpoint is None) == (args.lm_model is None):
+        raise ValueError(
+            "give a checkpoint (agent.pt) or --lm-model (a language model as it is), not "
+            + ("both" if args.checkpoint else "neither")
+        )
+    if args.checkpoint is not None:
+        agent = load_agent(args.checkpoint)  # either agent type
+    else:
+        agent = new_lm_agent(
+            LMConfig(model=args.lm_model), seed=0, env_id=env_id, env_kwargs=args.env_kwargs
+        )
+    if args.lm_acting is not None:
+        if not isinstance(agent, LMAgent):
+            raise ValueError(
+                "--lm-acting is a language-model agent's; this checkpoint is the policy model's"
+            )
+        agent.config = replace(agent.config, acting=args.lm_acting)
+    agent.to(args.device)
     common = dict(
         split=args.split, episodes=args.episodes, seed=args.seed, env_kwargs=args.env_kwargs
     )
@@ -195,6 +214,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         payload = {
             "env_id": env_id,
             "checkpoint": args.checkpoint,
+            "lm_model": args.lm_model,
             "split": args.split,
             **results["greedy"].as_dict(),
             **{name: r.as_dict() for name, r in results.items()},
@@ -343,8 +363,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the proposer")
     p.set_defaults(run=cmd_rollouts)
 
-    p = sub.add_parser("eval", help="evaluate a saved agent on a split")
-    p.add_argument("checkpoint", help="agent.pt written by `earlyexp train`")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a saved agent on a split (or a language model as it is: --lm-model)",
+    )
+    p.add_argument("checkpoint", nargs="?", help="agent.pt written by `earlyexp train`")
+    p.add_argument(
+        "--lm-model",
+        help="instead of a checkpoint, a language model as it is, with no fine-tuning "
+        "(zero-shot): smollm2, a local model path, or tiny (untrained: a baseline)",
+    )
+    p.add_argument(
+        "--lm-acting",
+        choices=("rank", "generate"),
+        help="a language-model agent's acting (default: the checkpoint's, else rank)",
+    )
+    p.add_argument(
+        "--device",
+        type=_device,
+        default="cpu",
+        help=f"where the agent acts: {DEVICE_CHOICES} (default: cpu)",
+    )
     p.add_argument("--env", required=True, help=env_help)
     p.add_argument("--episodes", type=_positive, default=50)
     p.add_argument("--split", choices=SPLIT_CHOICES, default="test")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli import main
+from tests.learners.lm_corridor import REQUIRES_LM
 
 TOY = "tests.envs.toy_env:toy/Corridor-v0"
 
@@ -46,6 +47,28 @@ def test_collect_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     result = json.loads(capsys.readouterr().out)
     assert result["episodes"] == 5 and 0.0 <= result["success_rate"] <= 1.0
     assert result["valid_action_rate"] == 1.0 and result["expert"]["success_rate"] == 1.0
+
+    # A policy-model checkpoint has no language-model acting; a checkpoint and a model
+    # both, or neither, is a question the command cannot answer.
+    for words, message in [
+        (["--lm-acting", "generate"], "--lm-acting is a language-model agent's"),
+        (["--lm-model", "tiny"], "not both"),
+    ]:
+        assert main(["eval", str(out / "agent.pt"), "--env", TOY, *words]) == 1
+        assert message in capsys.readouterr().err
+    assert main(["eval", "--env", TOY]) == 1
+    assert "or --lm-model (a language model as it is), not neither" in capsys.readouterr().err
+
+
+@REQUIRES_LM
+def test_eval_plays_a_language_model_as_it_is(capsys: pytest.CaptureFixture) -> None:
+    """Zero-shot: the model with no fine-tuning (an untrained tiny one here, a baseline)."""
+    words = ["eval", "--lm-model", "tiny", "--env", TOY, "--episodes", "3", "--json"]
+    assert main([*words, "--lm-acting", "generate"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lm_model"] == "tiny" and result["checkpoint"] is None
+    assert set(result) >= {"greedy", "sampled", "ranked", "random", "expert"}
+    assert result["episodes"] == 3 and result["valid_action_rate"] < 1.0  # it writes garbage
 
 
 def test_play_reads_commands_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
