@@ -458,17 +458,11 @@ class LMAgent:
         if not all(cands and all(cands) for cands in commands):
             raise ValueError("score needs at least one command, each with at least one token")
         device, pad = self.device, self.tokenizer.pad_id
-        width = max(map(len, prompts))
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask, positions = _left_padded(prompts, pad, device)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            position_ids=positions,
             use_cache=True,
             output_hidden_states=last_hidden,
             logits_to_keep=1,
@@ -497,6 +491,19 @@ class LMAgent:
             real = torch.arange(1, cand.shape[1], device=device) < lengths[:, None]
             scores = scores + (logp * real).sum(-1)
         return list(scores.split(counts)), hidden
+
+    def prompt_states(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """The final layer's hidden state at each prompt's last token ``[B, hidden]``, as
+        :meth:`command_logprobs` gives it, from one forward pass of the prompts alone."""
+        ids, mask, positions = _left_padded(prompts, self.tokenizer.pad_id, self.device)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
+        return out.hidden_states[-1][:, -1]
 
     def generate(
         self,
@@ -546,15 +553,9 @@ class LMAgent:
         next observations it is the world-model loss of implicit world modeling."""
         device = self.device
         seqs = [list(p) + list(c) for p, c in zip(prompts, commands, strict=True)]
-        width = max(map(len, seqs))
         span = max(map(len, commands))
-        ids = torch.full((len(seqs), width), self.tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = _left_padded(seqs, self.tokenizer.pad_id, device)
+        width = ids.shape[1]
         logits = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1
         ).logits[:, :-1]
@@ -724,6 +725,21 @@ def load_agent(path: str | os.PathLike[str]) -> Agent | LMAgent:
 # -- building models -------------------------------------------------------------------------
 def _ids(tok: LMTokenizer, pieces: Sequence[str]) -> list[int]:
     return [i for piece in pieces for i in tok.encode(piece)]
+
+
+def _left_padded(
+    rows: Sequence[Sequence[int]], pad: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``rows`` as one left-padded batch: ids and attention mask ``[B, width]``, and the
+    position ids that start each row at 0 where its tokens start (rotary positions)."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, seq in enumerate(rows):
+        ids[row, width - len(seq) :] = torch.tensor(list(seq))
+        mask[row, width - len(seq) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def _padded(rows: Sequence[Sequence[int]], pad: int, device: torch.device) -> torch.Tensor:

@@ -189,6 +189,25 @@ def engine_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _bc_speed(
+    agent: Any, decisions: list[Any], updates: int, batch_size: int, rate: float, seed: int
+) -> float:
+    """Decisions/s of ``updates`` updates of BC's own loop (no early stop; one validation)."""
+    fit = behaviour_cloning(
+        agent,
+        decisions,
+        decisions[:batch_size],
+        max_updates=updates,
+        batch_size=batch_size,
+        learning_rate=rate,
+        val_every=updates,
+        patience=1,
+        seed=seed,
+        progress=False,
+    )
+    return fit["samples_per_second"]
+
+
 def measure_bc_samples(
     env_id: str, updates: int = 100, batch_size: int = 32, repeats: int = 3, demos: int = 50
 ) -> dict[str, Any]:
@@ -198,21 +217,10 @@ def measure_bc_samples(
     with tempfile.TemporaryDirectory() as tmp:
         dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
     decisions = list(encode_decisions(Agent(seed=0), dataset.episodes))
-    runs = []
-    for repeat in range(repeats):
-        fit = behaviour_cloning(
-            Agent(seed=repeat),
-            decisions,
-            decisions[:batch_size],
-            max_updates=updates,
-            batch_size=batch_size,
-            learning_rate=1e-3,
-            val_every=updates,
-            patience=1,
-            seed=repeat,
-            progress=False,
-        )
-        runs.append(fit["samples_per_second"])
+    runs = [
+        _bc_speed(Agent(seed=repeat), decisions, updates, batch_size, 1e-3, repeat)
+        for repeat in range(repeats)
+    ]
     return {"env_id": env_id, "samples_per_second": statistics.median(runs), "runs": runs}
 
 
@@ -269,18 +277,7 @@ def measure_lm(
         dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
     agent = new_lm_agent(config, 0, env_id).to(resolve_device(device))
     train = list(encode_for(agent, dataset.episodes))
-    fit = behaviour_cloning(
-        agent,
-        train,
-        train[:batch_size],
-        max_updates=updates,
-        batch_size=batch_size,
-        learning_rate=1e-4,
-        val_every=updates,
-        patience=1,
-        seed=0,
-        progress=False,
-    )
+    decisions_per_second = _bc_speed(agent, train, updates, batch_size, 1e-4, 0)
     tokens = statistics.mean(len(d.state) + len(d.candidates[d.target]) for d in train)
     states = [
         (episode.goal, step.text, [], list(step.admissible))
@@ -300,8 +297,8 @@ def measure_lm(
         "model": model,
         "device": str(agent.device),
         "parameters": agent.num_parameters,
-        "train_tokens_per_second": fit["samples_per_second"] * tokens,
-        "train_decisions_per_second": fit["samples_per_second"],
+        "train_tokens_per_second": decisions_per_second * tokens,
+        "train_decisions_per_second": decisions_per_second,
         "tokens_per_decision": tokens,
         "rank_decisions_per_second": ranking,
         "generate_decisions_per_second": generating,

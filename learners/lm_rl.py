@@ -147,19 +147,5 @@ class LMCandidatePolicy(CandidateScoringPolicy):
     def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Values ``[B, 1]`` from the prompts alone (bootstrapping)."""
         prompts, _ = self._states(obs)
-        width = max(map(len, prompts))
-        ids = torch.zeros((len(prompts), width), dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left-padded, as command_logprobs does
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
         with autocast(self.device):
-            out = self.lm(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                output_hidden_states=True,
-                logits_to_keep=1,
-            )
-            return self.value_head(out.hidden_states[-1][:, -1].float())
+            return self.value_head(self.lm_agent.prompt_states(prompts).float())
