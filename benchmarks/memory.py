@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.memory``: measure, print the table, write ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
-    parser.add_argument("--envs", nargs="+", default=None, help="env ids (default: the profile's settings)")
+    parser.add_argument(
+        "--envs", nargs="+", default=None, help="env ids (default: the profile's settings)"
+    )
     parser.add_argument(
         "--learners",
         nargs="+",
