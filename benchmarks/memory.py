@@ -79,14 +79,13 @@ def memory_plan(
         here = profile.learners_at(env_id, on_demos)
         specs += [run_spec(profile, env_id, name, seed, budget) for name in here]
         hashes = {config_hash(spec) for spec in specs}
-        sources = [get_learner(name).warm_start for name in profile.learners_at(env_id, on_env)]
+        rl_here = profile.learners_at(env_id, on_env)
+        sources = [get_learner(name).warm_start for name in rl_here]
         for name in dict.fromkeys(source for source in sources if source is not None):
             source = run_spec(profile, env_id, name, seed, profile.rl_budget)
             if config_hash(source) not in hashes:
                 specs.append(source)
-        specs += [
-            run_spec(profile, env_id, name, seed) for name in profile.learners_at(env_id, on_env)
-        ]
+        specs += [run_spec(profile, env_id, name, seed) for name in rl_here]
     return specs
 
 

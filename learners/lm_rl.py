@@ -16,9 +16,9 @@ model's:
    new linear value head on the hidden state at the prompt's last token; the head is RL's
    own and is not saved in the agent's checkpoint.
 
-One state at a time: the prompt runs once and its key/value cache is repeated for the
-candidates (as when acting), so a minibatch costs two forward passes per state. That is the
-price of scoring exactly as the agent acts; on CPU it suits the tiny model.
+A minibatch costs two forward passes: the prompts, left-padded, build a key/value cache
+whose rows are repeated for each state's candidates (as one state's are when acting; the
+scores match per-state scoring up to float rounding). On CPU it suits the tiny model.
 """
 
 from __future__ import annotations

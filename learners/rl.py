@@ -588,15 +588,14 @@ class RLCallback(BaseCallback):
         self.episodes = 0
         self.eval_seconds = 0.0
         self._next_eval = 0
-        self._final_steps = config.steps
+        #: Env steps at the end: ``steps`` rounded up to whole rollouts.
+        self._final_steps = math.ceil(config.steps / config.n_steps) * config.n_steps
         self._last_eval: int | None = None
         self._start = time.perf_counter()
         self._bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
         self._start = time.perf_counter()
-        rollouts = math.ceil(self.config.steps / self.config.n_steps)
-        self._final_steps = rollouts * self.config.n_steps
         self._bar = progress_bar(
             total=self._final_steps,
             desc="rl",
