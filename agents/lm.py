@@ -88,6 +88,9 @@ NAMED_MODELS = ("tiny", "smollm2")
 ACTING = ("rank", "generate")
 #: LMConfig fields added after version-1 checkpoints were written, at the value those had.
 LATER_FIELDS = {"reflect": False, "max_thought_tokens": 128}
+#: Most key/value-cache numbers one batch of ranked states may hold (512 MiB in float32):
+#: :meth:`LMAgent.batch_logits` repeats each state's cache for every candidate command.
+SCORING_CACHE_ELEMENTS = 2**27
 
 
 @dataclass
@@ -312,14 +315,29 @@ class LMAgent:
         self, states: Sequence[tuple[str, str, Sequence[tuple[str, str]], list[str]]]
     ) -> list[np.ndarray]:
         """The scores (summed log-probabilities) of each state's commands; one float64 array
-        per state ``(goal, text, history, commands)``."""
-        return [
-            self.score(
-                self.decision_prompt(goal, text, history, commands),
-                [self.encode_command(c) for c in commands],
-            )
-            for goal, text, history, commands in states
-        ]
+        per state ``(goal, text, history, commands)``.
+
+        States share forward passes (:meth:`command_logprobs`), as many at a time as keep
+        the key/value cache of their candidates under ``SCORING_CACHE_ELEMENTS``."""
+        prompts = self.decision_prompts(states)
+        commands = [[self.encode_command(c) for c in state[3]] for state in states]
+        per_token = _cache_elements_per_token(self.model)
+        logits: list[np.ndarray] = []
+        start = 0
+        while start < len(states):
+            stop, width = start + 1, len(prompts[start]) + max(map(len, commands[start]))
+            rows = len(commands[start])
+            while stop < len(states):
+                width = max(width, len(prompts[stop]) + max(map(len, commands[stop])))
+                rows += len(commands[stop])
+                if rows * width * per_token > SCORING_CACHE_ELEMENTS:
+                    break
+                stop += 1
+            with self._inference():
+                scores = self.command_logprobs(prompts[start:stop], commands[start:stop])[0]
+            logits += [s.double().cpu().numpy() for s in scores]
+            start = stop
+        return logits
 
     # -- text -------------------------------------------------------------------------------
     def encode_prompt(
@@ -369,11 +387,18 @@ class LMAgent:
     ) -> list[int]:
         """The ids a command follows in a state: the prompt, and with ``config.reflect``
         the agent's greedy thought after it (:meth:`thought`) and ``ANSWER_CUE``."""
+        return self.decision_prompts([(goal, text, history, commands)])[0]
+
+    def decision_prompts(
+        self, states: Sequence[tuple[str, str, Sequence[tuple[str, str]], list[str]]]
+    ) -> list[list[int]]:
+        """:meth:`decision_prompt` of each state ``(goal, text, history, commands)``; the
+        thoughts of a reflecting agent are generated together (:meth:`generate_many`)."""
         if not self.config.reflect:
-            return self.encode_prompt(goal, text, history, commands)
-        prompt = self.encode_prompt(goal, text, history, commands, reflect=True)
-        thought = self.generate(prompt, max_tokens=self.config.max_thought_tokens)
-        return prompt + self.encode_thought(thought)
+            return [self.encode_prompt(*state) for state in states]
+        prompts = [self.encode_prompt(*state, reflect=True) for state in states]
+        thoughts = self.generate_many(prompts, max_tokens=self.config.max_thought_tokens)
+        return [p + self.encode_thought(t) for p, t in zip(prompts, thoughts, strict=True)]
 
     def thought(
         self, goal: str, text: str, history: Sequence[tuple[str, str]], commands: list[str]
@@ -516,31 +541,60 @@ class LMAgent:
         token each step, or a sample with ``rng`` (default: the agent's own), until the end
         token, a special token, a line break or ``max_tokens`` (default
         ``max_command_tokens``). Returns the text, stripped."""
+        return self.generate_many([prompt], greedy, rng, max_tokens)[0]
+
+    def generate_many(
+        self,
+        prompts: Sequence[Sequence[int]],
+        greedy: bool = True,
+        rng: np.random.Generator | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """:meth:`generate` after each of ``prompts``, decoded together: one left-padded
+        batch, one forward pass per generated token for all rows still writing. Sampling
+        draws from ``rng`` row by row, in order, at each step."""
+        if not prompts or not all(prompts):
+            raise ValueError("generate needs at least one prompt, each with at least one token")
         sampler = rng if rng is not None else self.rng
         tok = self.tokenizer
-        out_ids: list[int] = []
         limit = self.config.max_command_tokens if max_tokens is None else max_tokens
+        written: list[list[int]] = [[] for _ in prompts]
+        writing = list(range(len(prompts)))
         with self._inference():
-            device = self.device
-            out = self.model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True)
+            ids, mask, positions = _left_padded(prompts, tok.pad_id, self.device)
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True
+            )
+            step_ids = torch.full((len(prompts), 1), tok.pad_id, dtype=torch.long)
             for _ in range(limit):
-                logits = out.logits[0, -1].float()
-                if greedy:
-                    token = int(logits.argmax())
-                else:
-                    p = logits.double().softmax(-1).cpu().numpy()
-                    token = int(sampler.choice(len(p), p=p / p.sum()))
-                if token in tok.stop_ids:
+                logits = out.logits[:, -1].float()
+                still = []
+                for row in writing:
+                    if greedy:
+                        token = int(logits[row].argmax())
+                    else:
+                        p = logits[row].double().softmax(-1).cpu().numpy()
+                        token = int(sampler.choice(len(p), p=p / p.sum()))
+                    if token in tok.stop_ids:
+                        continue
+                    written[row].append(token)
+                    step_ids[row, 0] = token
+                    if "\n" not in tok.decode([token]):
+                        still.append(row)
+                writing = still
+                if not writing:
                     break
-                out_ids.append(token)
-                if "\n" in tok.decode([token]):
-                    break
+                # Rows that stopped keep feeding a token no one reads.
+                mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
+                positions = positions[:, -1:] + 1
                 out = self.model(
-                    input_ids=torch.tensor([[token]], device=device),
+                    input_ids=step_ids.to(self.device),
+                    attention_mask=mask,
+                    position_ids=positions,
                     past_key_values=out.past_key_values,
                     use_cache=True,
                 )
-        return tok.decode(out_ids).split("\n")[0].strip()
+        return [tok.decode(row).split("\n")[0].strip() for row in written]
 
     def command_nll(
         self, prompts: Sequence[Sequence[int]], commands: Sequence[Sequence[int]]
@@ -685,14 +739,14 @@ class GenerationPolicy:
 
     def act(self, slots: list[int], observations: list[dict], infos: list[dict]) -> list[str]:
         """The generated command of each slot, recorded in that slot's history."""
-        chosen = []
-        for slot, obs, info in zip(slots, observations, infos, strict=True):
-            history = self.histories[slot]
-            commands = list(info["admissible_actions"])
-            prompt = self.agent.decision_prompt(obs["goal"], obs["text"], history, commands)
-            command = self.agent.generate(prompt, self.greedy, self.rng)
-            history.append((obs["text"], command))
-            chosen.append(command)
+        states = [
+            (obs["goal"], obs["text"], self.histories[slot], list(info["admissible_actions"]))
+            for slot, obs, info in zip(slots, observations, infos, strict=True)
+        ]
+        prompts = self.agent.decision_prompts(states)
+        chosen = self.agent.generate_many(prompts, self.greedy, self.rng)
+        for (_, text, history, _), command in zip(states, chosen, strict=True):
+            history.append((text, command))
         return chosen
 
 
@@ -725,6 +779,14 @@ def load_agent(path: str | os.PathLike[str]) -> Agent | LMAgent:
 # -- building models -------------------------------------------------------------------------
 def _ids(tok: LMTokenizer, pieces: Sequence[str]) -> list[int]:
     return [i for piece in pieces for i in tok.encode(piece)]
+
+
+def _cache_elements_per_token(model: torch.nn.Module) -> int:
+    """Numbers a causal LM's key/value cache holds per token (all layers, keys and values)."""
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    return cfg.num_hidden_layers * 2 * kv_heads * head_dim
 
 
 def _left_padded(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import random
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ from agents import Agent, LMConfig, resolve_device
 from agents.lm import new_lm_agent
 from envs import minigrid_adapter, textworld_games
 from learners.data import collect_demos, encode_decisions
+from learners.evaluate import evaluate
 from learners.imitation import behaviour_cloning, encode_for
 from learners.rl import RLConfig, train_rl
 
@@ -269,7 +271,8 @@ def measure_lm(
     """The language-model agent's throughput on ``env_id``'s expert demos, on ``device``:
     BC fine-tuning (training tokens/s: prompt and command tokens of each decision, through
     BC's own loop for ``updates`` updates) and acting (decisions/s ranking every admissible
-    command, one state at a time as an episode does; decisions/s generating a command)."""
+    command, one state at a time as an episode does; decisions/s generating a command; and
+    both with an evaluation's ``lockstep`` episodes' states in one call)."""
     torch.set_num_threads(1)
     # LoRA is for pretrained models; a tiny one trains every weight.
     config = LMConfig(model=model, lora_rank=lora_rank if model != "tiny" else 0)
@@ -292,6 +295,17 @@ def measure_lm(
     for goal, text, history, commands in states[: max(1, decisions // 4)]:
         agent.generate(agent.encode_prompt(goal, text, history, commands))
     generating = max(1, decisions // 4) / (time.perf_counter() - start)
+    # As an evaluation acts: up to `lockstep` episodes' states in one call.
+    lockstep = inspect.signature(evaluate).parameters["lockstep"].default
+    groups = [states[i : i + lockstep] for i in range(0, len(states), lockstep)]
+    start = time.perf_counter()
+    for group in groups:
+        agent.batch_logits(group)
+    ranking_together = len(states) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for group in groups:
+        agent.generate_many(agent.decision_prompts(group))
+    generating_together = len(states) / (time.perf_counter() - start)
     return {
         "env_id": env_id,
         "model": model,
@@ -302,6 +316,9 @@ def measure_lm(
         "tokens_per_decision": tokens,
         "rank_decisions_per_second": ranking,
         "generate_decisions_per_second": generating,
+        "lockstep": lockstep,
+        "rank_decisions_per_second_lockstep": ranking_together,
+        "generate_decisions_per_second_lockstep": generating_together,
     }
 
 
@@ -408,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.lm:
         print(
             "\n| env | LM | device | parameters | train tokens/s (BC, batch 16) | "
-            "rank decisions/s | generate decisions/s | commit |\n"
+            "rank decisions/s (1 state, 16 states per call) | "
+            "generate decisions/s (1, 16) | commit |\n"
             "|---|---|---|---:|---:|---:|---:|---|"
         )
         for env_id in ids:
@@ -417,8 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"| {env_id} | {model} | {lm['device']} | {lm['parameters']:,} | "
                     f"{lm['train_tokens_per_second']:,.0f} | "
-                    f"{lm['rank_decisions_per_second']:,.2f} | "
-                    f"{lm['generate_decisions_per_second']:,.2f} | {here} |",
+                    f"{lm['rank_decisions_per_second']:,.2f}, "
+                    f"{lm['rank_decisions_per_second_lockstep']:,.2f} | "
+                    f"{lm['generate_decisions_per_second']:,.2f}, "
+                    f"{lm['generate_decisions_per_second_lockstep']:,.2f} | {here} |",
                     flush=True,
                 )
     return 1 if failed else 0

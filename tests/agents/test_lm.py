@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import agents.lm
 import agents.lm_text
 import tests.envs.toy_env  # noqa: F401 - registers toy/Corridor-v0
 from agents import Agent, GenerationPolicy, LMAgent, LMConfig, MissingExtraError, load_agent
@@ -171,6 +172,48 @@ def test_generation_writes_text_that_the_env_may_reject(agent: LMAgent) -> None:
     assert isinstance(sampled, str) and "\n" not in sampled
     result = evaluate(GenerationPolicy(generator), CORRIDOR, episodes=2)
     assert result.valid_action_rate < 0.5 and result.success_rate == 0.0
+
+
+def _plain_greedy(agent: LMAgent, prompt: list[int], limit: int) -> list[int]:
+    """Greedy tokens after ``prompt`` from whole-sequence forwards: no cache, no batch."""
+    ids: list[int] = []
+    with torch.no_grad():
+        for _ in range(limit):
+            token = int(agent.model(input_ids=torch.tensor([prompt + ids])).logits[0, -1].argmax())
+            if token in agent.tokenizer.stop_ids:
+                break
+            ids.append(token)
+            if "\n" in agent.tokenizer.decode([token]):
+                break
+    return ids
+
+
+@needs_lm
+def test_states_decoded_or_ranked_together_get_what_each_gets_alone(
+    agent: LMAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = LMAgent(replace(SMALL, max_command_tokens=8), seed=3, tokenizer=agent.tokenizer)
+    goal, text, history, commands = STATE
+    states = [
+        (goal, text, history, commands),
+        (goal, text, [], commands),  # shorter prompt: left padding
+        ("open the door at cell 6.", "You are at cell 5 of 9.", history[:1], ["go left"]),
+    ]
+    prompts = generator.decision_prompts(states)
+    together = generator.generate_many(prompts)
+    for prompt, text_out in zip(prompts, together, strict=True):
+        plain = _plain_greedy(generator, prompt, 8)
+        expected = generator.tokenizer.decode(plain).split("\n")[0].strip()
+        assert text_out == expected == generator.generate(prompt)
+    # sampling is seeded: the same generator state writes the same commands
+    once = generator.generate_many(prompts, False, np.random.default_rng(5))
+    assert once == generator.generate_many(prompts, False, np.random.default_rng(5))
+    # ranking: one state per forward pass when the cache budget is tiny, all at once when not
+    alone = [generator.state_logits(*state) for state in states]
+    for budget in (1, 2**40):
+        monkeypatch.setattr(agents.lm, "SCORING_CACHE_ELEMENTS", budget)
+        for got, want in zip(generator.batch_logits(states), alone, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 @needs_lm

@@ -66,3 +66,5 @@ def test_language_model_tokens_and_decisions_per_second() -> None:
     assert result["device"] == "cpu" and result["parameters"] > 0
     assert result["train_tokens_per_second"] > result["train_decisions_per_second"] > 0
     assert result["rank_decisions_per_second"] > 0 and result["generate_decisions_per_second"] > 0
+    assert result["rank_decisions_per_second_lockstep"] > 0
+    assert result["generate_decisions_per_second_lockstep"] > 0
