@@ -516,7 +516,7 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
     config = learner.make_config(
         **spec["config"], **_runtime_values(spec, results), device=context.device
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     metrics = learner.train(config)
     greedy, sampled = metrics["eval"]["greedy"], metrics["eval"]["sampled"]
     row = {
@@ -529,6 +529,8 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         "random_success": metrics["eval"]["random"]["success_rate"],
         "expert_success": context.expert_success[spec["env_id"]],
         "seconds": time.perf_counter() - start,
+        # What the run cost, whatever else shared the cores (wall time does not say).
+        "cpu_seconds": time.process_time() - cpu_start,
         "command": learner.command(
             replace(config, env_id=context.given_ids.get(config.env_id, config.env_id))
         ),

@@ -93,6 +93,7 @@ def test_smoke_profile_end_to_end(
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
         assert row["versions"]["torch"]
+        assert 0 < row["cpu_seconds"] < 1.5 * row["seconds"] + 1  # one torch thread a run
     rl = [row for row in rows if row["kind"] == "rl"]
     for row in rl:  # evaluated before training and after its last update
         assert len(row["curve"]) == 2 and row["curve"][0][0] == 0 <= steps <= row["curve"][1][0]
