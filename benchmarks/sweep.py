@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm
 
-from benchmarks.results import RESULTS_FILE, append_result, config_hash, read_results
+from benchmarks.results import RESULTS_FILE, append_result, commit, config_hash, read_results
 from envs import resolve_id
 from envs.progress import progress_bar
 from learners import Learner, get_learner, registered_learners
@@ -476,8 +476,9 @@ def run_dir(results_dir: Path, spec: dict) -> Path:
 
 
 def versions() -> dict[str, str]:
-    """Versions that can change a result."""
-    found = {"python": platform.python_version()}
+    """Versions that can change a result, and the project's commit (``+modified`` when the
+    tree had uncommitted changes)."""
+    found = {"python": platform.python_version(), "commit": commit()}
     for package in ("earlyexp", "torch", "gymnasium", "stable-baselines3", "textworld", "minigrid"):
         try:
             found[package] = importlib.metadata.version(package)

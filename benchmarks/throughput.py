@@ -37,7 +37,6 @@ import dataclasses
 import inspect
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ import torch
 import envs
 from agents import Agent, LMConfig, resolve_device
 from agents.lm import new_lm_agent
+from benchmarks.results import commit
 from envs import minigrid_adapter, textworld_games
 from learners.data import collect_demos, encode_decisions
 from learners.evaluate import evaluate
@@ -320,30 +320,6 @@ def measure_lm(
         "rank_decisions_per_second_lockstep": ranking_together,
         "generate_decisions_per_second_lockstep": generating_together,
     }
-
-
-def commit() -> str:
-    """The checked-out commit (short), ``+modified`` when the tree has uncommitted changes;
-    ``unknown`` outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+modified" if dirty else "")
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:

@@ -27,8 +27,7 @@ from scipy.stats import binomtest
 
 from agents import GenerationPolicy, LMAgent, LMConfig, resolve_device
 from agents.lm import new_lm_agent
-from benchmarks.results import append_result, config_hash, read_results
-from benchmarks.throughput import commit
+from benchmarks.results import append_result, commit, config_hash, read_results
 from envs import resolve_id
 from learners.evaluate import (
     EVAL_SEED,
