@@ -85,7 +85,7 @@ def run(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run ``config``'s model (``config.model`` names it in the file) on every chunk of the
-    plan (``env_ids`` x :data:`POLICIES` x ``episodes`` in chunks of ``chunk``) that ``out``
+    plan (``env_ids`` x ``episodes`` in chunks of ``chunk`` x :data:`POLICIES`) that ``out``
     does not hold yet; return the plan's rows, in order. Rows of another plan in the same
     file (another chunk size) are kept and not counted."""
     if episodes < 1 or chunk < 1:
@@ -100,8 +100,10 @@ def run(
     starts = range(seed, seed + episodes, chunk)
     for env_id in env_ids:
         agent: LMAgent | None = None
-        for policy in POLICIES:
-            for first in starts:
+        # Chunk by chunk, every policy on the same episodes: a run stopped part-way (this
+        # benchmark takes CPU-hours) still compares the policies on the instances it reached.
+        for first in starts:
+            for policy in POLICIES:
                 n = min(chunk, seed + episodes - first)
                 key = chunk_key(model, env_id, policy, split, first, n)
                 plan.append(key)
