@@ -240,8 +240,8 @@ PROFILES: dict[str, Profile] = {
     ),
     # The language-model agent (issue 17): the tiny LM trained from scratch, BC against
     # implicit world modeling in both of the LM's modes and self-reflection at 25 and 50
-    # demos on Household; lm-bc sets the tiny LM's BC beside the policy model's (standard
-    # has it at the same demos and seeds). Not yet run end to end.
+    # demos on Household (not yet run end to end); lm-bc sets the tiny LM's BC beside the
+    # policy model's (standard has it at the same demos and seeds).
     "lm": Profile(
         name="lm",
         cost="4 learners x 2 budgets x 5 seeds on Household (40 runs); a tiny-LM BC run took "
@@ -257,8 +257,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "lm-bc": Profile(
         name="lm-bc",
-        cost="BC of the tiny LM on Household at 50 and 200 demos, 3 seeds (6 runs); roughly "
-        "2 core-hours, estimated from single runs, not run end to end",
+        cost="BC of the tiny LM on Household at 50 and 200 demos, 3 seeds (6 runs); 1.3 "
+        "core-hours, measured end to end on a 2-core CPU",
         full_budget=200,
         budgets=(0.25, 1.0),
         seeds=(0, 1, 2),
