@@ -103,8 +103,8 @@ def run(
         # Chunk by chunk, every policy on the same episodes: a run stopped part-way (this
         # benchmark takes CPU-hours) still compares the policies on the instances it reached.
         for first in starts:
+            n = min(chunk, seed + episodes - first)
             for policy in POLICIES:
-                n = min(chunk, seed + episodes - first)
                 key = chunk_key(model, env_id, policy, split, first, n)
                 plan.append(key)
                 if key in done:
