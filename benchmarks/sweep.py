@@ -532,6 +532,7 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         "seconds": time.perf_counter() - start,
         # What the run cost, whatever else shared the cores (wall time does not say).
         "cpu_seconds": time.process_time() - cpu_start,
+        "device": metrics.get("device"),  # where it trained and acted (not the run's identity)
         "command": learner.command(
             replace(config, env_id=context.given_ids.get(config.env_id, config.env_id))
         ),

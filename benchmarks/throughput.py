@@ -20,7 +20,8 @@ Learners (default model, one torch thread, the commit they ran on in the table):
   forward, backward and Adam step) on each env's expert demos;
 - ``--rl``: MaskablePPO env steps per second through :func:`learners.rl.train_rl`
   (collection and PPO updates, evaluation left out), RL's own defaults otherwise;
-- ``--lm MODEL ...`` (with ``--device``): the language-model agent's BC training tokens per
+- ``--device``: where ``--bc``, ``--rl`` and ``--lm`` train and act (default: the CPU);
+- ``--lm MODEL ...``: the language-model agent's BC training tokens per
   second and its acting decisions per second, ranking and generating (:func:`measure_lm`).
 
 Both go through public functions that older commits have too, so the "before" of a speed
@@ -211,19 +212,31 @@ def _bc_speed(
 
 
 def measure_bc_samples(
-    env_id: str, updates: int = 100, batch_size: int = 32, repeats: int = 3, demos: int = 50
+    env_id: str,
+    updates: int = 100,
+    batch_size: int = 32,
+    repeats: int = 3,
+    demos: int = 50,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Median BC training decisions/s of the default agent on ``demos`` expert episodes,
-    through BC's own loop for ``updates`` updates (no early stop; one validation at the end)."""
+    through BC's own loop for ``updates`` updates (no early stop; one validation at the end),
+    on ``device``."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         dataset = collect_demos(env_id, demos, Path(tmp) / "demos.jsonl", progress=False)
     decisions = list(encode_decisions(Agent(seed=0), dataset.episodes))
+    where = resolve_device(device)
     runs = [
-        _bc_speed(Agent(seed=repeat), decisions, updates, batch_size, 1e-3, repeat)
+        _bc_speed(Agent(seed=repeat).to(where), decisions, updates, batch_size, 1e-3, repeat)
         for repeat in range(repeats)
     ]
-    return {"env_id": env_id, "samples_per_second": statistics.median(runs), "runs": runs}
+    return {
+        "env_id": env_id,
+        "device": str(where),
+        "samples_per_second": statistics.median(runs),
+        "runs": runs,
+    }
 
 
 def measure_rl_steps(
@@ -359,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         "--lm-lora-rank", type=int, default=0, help="LoRA rank of the pretrained --lm models"
     )
     parser.add_argument(
-        "--device", default="cpu", help="device of the --lm measurements (cpu, cuda, auto)"
+        "--device",
+        default="cpu",
+        help="device of the --bc, --rl and --lm measurements (cpu, cuda, auto)",
     )
     parser.add_argument(
         "--no-envs", action="store_true", help="skip the env-step tables (learners only)"
@@ -386,16 +401,25 @@ def main(argv: list[str] | None = None) -> int:
         print(engine_table(engines))
     here = commit()
     if args.bc:
-        print("\n| env | BC decisions/s (batch 32, 1 thread) | commit |\n|---|---:|---|")
+        print(
+            "\n| env | BC decisions/s (batch 32, 1 thread) | device | commit |\n|---|---:|---|---|"
+        )
         for env_id in ids:
-            bc = measure_bc_samples(env_id)
-            print(f"| {env_id} | {bc['samples_per_second']:,.0f} | {here} |", flush=True)
-    if args.rl:
-        print("\n| env | RL env steps/s (1 thread) | envs | commit |\n|---|---:|---:|---|")
-        for env_id in ids:
-            rl = measure_rl_steps(env_id)
+            bc = measure_bc_samples(env_id, device=args.device)
             print(
-                f"| {env_id} | {rl['env_steps_per_second']:,.1f} | {rl['n_envs']} | {here} |",
+                f"| {env_id} | {bc['samples_per_second']:,.0f} | {bc['device']} | {here} |",
+                flush=True,
+            )
+    if args.rl:
+        print(
+            "\n| env | RL env steps/s (1 thread) | envs | device | commit |\n"
+            "|---|---:|---:|---|---|"
+        )
+        for env_id in ids:
+            rl = measure_rl_steps(env_id, device=args.device)
+            print(
+                f"| {env_id} | {rl['env_steps_per_second']:,.1f} | {rl['n_envs']} | "
+                f"{args.device} | {here} |",
                 flush=True,
             )
     if args.lm:

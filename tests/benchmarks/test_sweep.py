@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import resolve_device
 from benchmarks import sweep
 from benchmarks.results import RESULTS_FILE, config_hash, read_results
 from tests.envs.textworld_pools import CASES, GAMES
@@ -94,6 +95,7 @@ def test_smoke_profile_end_to_end(
         assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
         assert row["versions"]["torch"] and row["versions"]["commit"]
         assert 0 < row["cpu_seconds"] < 1.5 * row["seconds"] + 1  # one torch thread a run
+        assert row["device"].split(":")[0] == resolve_device("auto").type  # the default, auto
     rl = [row for row in rows if row["kind"] == "rl"]
     for row in rl:  # evaluated before training and after its last update
         assert len(row["curve"]) == 2 and row["curve"][0][0] == 0 <= steps <= row["curve"][1][0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import LMAgent, ModelConfig, load_agent
+from agents import LMAgent, ModelConfig, load_agent, resolve_device
 from benchmarks.cli import build_parser, main
 from learners import get_learner
 from learners.config import values_from_args
@@ -90,7 +90,8 @@ def test_bc_fine_tunes_the_tiny_lm_past_the_random_policy(trained) -> None:
     for result in (ranked, generated):
         assert result["mean_episode_length"] < chance["mean_episode_length"] / 2
     assert generated["valid_action_rate"] >= 0.6, generated  # it writes admissible commands
-    assert metrics["val_accuracy"] >= 0.9 and metrics["device"] == "cpu"
+    assert metrics["val_accuracy"] >= 0.9
+    assert metrics["device"].split(":")[0] == resolve_device("auto").type  # --device auto
 
 
 def test_the_checkpoint_acts_as_evaluated_and_the_command_rebuilds_the_run(trained) -> None:
@@ -123,6 +124,18 @@ def test_bc_on_the_lm_is_deterministic(demos: Path, tmp_path: Path) -> None:
         first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         assert torch.equal(x, y), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bc_of_the_lm_on_a_gpu_learns_the_corridor_and_saves_for_the_cpu(
+    demos: Path, tmp_path: Path
+) -> None:
+    metrics = train_bc(_config(demos, tmp_path / "gpu", device="cuda"))  # bf16 autocast
+    agent = load_agent(tmp_path / "gpu" / "agent.pt")
+    assert metrics["device"].startswith("cuda") and agent.device == torch.device("cpu")
+    chance = metrics["eval"]["random"]["success_rate"]
+    ranked = evaluate(AgentPolicy(agent, True, EVAL_SEED), CORRIDOR, episodes=20)
+    assert ranked.success_rate >= max(0.9, chance + 0.3), metrics["eval"]
 
 
 def test_lm_flags_need_agent_lm_and_model_flags_refuse_it() -> None:
