@@ -27,19 +27,19 @@ torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU visible'" || exit 1
 
 log "the tests that need a GPU"
-timeout 120 python3 -m pytest -q -p no:cacheprovider -n 2 -k "gpu or device" \
+timeout 120 python3 -m pytest -q -p no:cacheprovider -n 2 --maxprocesses 2 -k "gpu or device" \
     tests/learners/test_imitation.py tests/learners/test_lm_bc.py tests/agents/test_agent.py \
     >"$OUT/gpu-tests.txt" 2>&1
 log "exit $? ($(tail -n 1 "$OUT/gpu-tests.txt"))"
 
-# The profile and the suite share the machine (the suite on 4 workers); throughput runs alone
+# The profile and the suite share the machine (the suite on 5 workers); throughput runs alone
 # at the end, with 100 s kept for it.
 log "lm profile on the GPU, and the whole suite beside it"
 budget=$(left 110)
 # -v: with workers, each result is printed as it comes, so a stopped suite still names them.
-timeout "$budget" python3 -m pytest -v -p no:cacheprovider -n 4 --tb=short >"$OUT/suite.txt" 2>&1 &
+timeout "$budget" python3 -m pytest -v -p no:cacheprovider -n 5 --maxprocesses 5 --tb=short >"$OUT/suite.txt" 2>&1 &
 suite=$!
-timeout "$budget" earlyexp bench --profile lm --out results/lm-gpu --jobs 12 --device cuda \
+timeout "$budget" earlyexp bench --profile lm --out results/lm-gpu --jobs 10 --device cuda \
     >"$OUT/lm-bench.txt" 2>&1
 log "lm bench exit $? ($(grep -c . results/lm-gpu/results.jsonl 2>/dev/null || echo 0) runs)"
 cp results/lm-gpu/results.jsonl "$OUT/lm-results.jsonl" 2>/dev/null
