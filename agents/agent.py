@@ -42,6 +42,9 @@ CHECKPOINT_VERSION = 2
 #: What ``--device`` accepts.
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::(\d+))?")
+#: What ``auto`` means when set (cpu, cuda or cuda:N): e.g. ``cpu`` on a GPU machine, as the
+#: test suite sets it (tests/conftest.py), since its exact results are the CPU's.
+DEVICE_ENV = "EARLYEXP_DEVICE"
 
 #: ModelConfig fields newer than checkpoint version 2 itself. A checkpoint written before a
 #: field existed lacks it and loads with the field's default, which is how the model behaved
@@ -51,7 +54,8 @@ LATER_MODEL_FIELDS = ("lookahead", "lookahead_tokens")
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device ``name`` means: ``auto`` is the GPU when there is one, else the CPU.
+    """The torch device ``name`` means: ``auto`` is the device that :data:`DEVICE_ENV` names
+    where it is set, else the GPU when there is one, else the CPU.
 
     Raises:
         ValueError: an unknown name, or a GPU this machine does not have (what to use instead
@@ -61,6 +65,12 @@ def resolve_device(name: str) -> torch.device:
     if match is None:
         raise ValueError(f"unknown device {name!r}: use {DEVICE_CHOICES}")
     if name == "auto":
+        chosen = os.environ.get(DEVICE_ENV, "auto")
+        if chosen != "auto":
+            try:
+                return resolve_device(chosen)
+            except ValueError as exc:
+                raise ValueError(f"{DEVICE_ENV}={chosen!r}: {exc}") from None
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import multiprocessing
 import os
 import platform
 import signal
@@ -39,6 +40,7 @@ import torch
 from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm
 
+from agents import resolve_device
 from benchmarks.results import RESULTS_FILE, append_result, commit, config_hash, read_results
 from envs import resolve_id
 from envs.progress import progress_bar
@@ -705,7 +707,14 @@ def local_executor(jobs: int) -> Executor:
     """Run specs in a pool of ``jobs`` processes; yield ``(spec, row or exception)``."""
 
     def execute(specs: list[dict], context: RunContext):
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+        # A forked worker cannot use CUDA once its parent has (a caller that trained on the
+        # GPU before): on a GPU, workers start fresh.
+        on_gpu = resolve_device(context.device).type == "cuda"
+        pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            initializer=_init_worker,
+            mp_context=multiprocessing.get_context("spawn") if on_gpu else None,
+        )
         futures: dict[Future, dict] = {pool.submit(run, spec, context): spec for spec in specs}
         try:
             pending = set(futures)

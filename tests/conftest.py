@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import envs
+from agents import DEVICE_ENV
 from envs.textworld_games import game_pool
 from tests.envs.textworld_pools import CASES, GAMES
 
@@ -23,6 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # starts (the CLI, sweeps): OpenMP threads crawl when the CPU is shared.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
+    # --device auto means the CPU here, on a GPU machine too (subprocesses included): the
+    # suite's exact results and calibrated margins are the CPU's. The GPU tests ask for cuda
+    # by name; `EARLYEXP_DEVICE=cuda pytest` runs the whole suite on the GPU, where the
+    # CPU-exact tests skip (tests/devices.py).
+    os.environ.setdefault(DEVICE_ENV, "cpu")
 
 
 #: The slowest tests (CPU seconds, measured under xdist on the 2-core CI machine), queued

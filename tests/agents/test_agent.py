@@ -310,12 +310,18 @@ def test_checkpoint_is_a_plain_torch_zip_with_a_checksum_seal(agent, tmp_path):
 
 
 # -- devices ---------------------------------------------------------------------------------
-def test_device_names_resolve_or_say_what_to_use():
-    from agents import resolve_device
+def test_device_names_resolve_or_say_what_to_use(monkeypatch: pytest.MonkeyPatch):
+    from agents import DEVICE_ENV, resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+    monkeypatch.setenv(DEVICE_ENV, "cpu")  # what auto means, where the variable is set
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setenv(DEVICE_ENV, "gpu")
+    with pytest.raises(ValueError, match=f"{DEVICE_ENV}='gpu': unknown device"):
+        resolve_device("auto")
     for bad in ("gpu", "cuda:", "CPU", "", "cuda:x"):
         with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
             resolve_device(bad)

@@ -7,11 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from agents import LMConfig
 from benchmarks import sweep
 from benchmarks.results import RESULTS_FILE, read_results
 from learners import get_learner
+from tests.devices import NEEDS_GPU
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY
 
 pytestmark = REQUIRES_LM
@@ -28,11 +30,11 @@ def test_every_run_of_an_lm_profile_trains_the_tiny_lm(name: str) -> None:
             assert isinstance(config.model, LMConfig) and config.model.model == "tiny"
 
 
-def test_a_sweep_of_the_tiny_lm_runs_every_arm(tmp_path: Path) -> None:
-    """The lm profile's four arms on the toy corridor, at the smallest budgets that still
-    train: a real sweep of the language-model agent through ``earlyexp bench``'s code."""
+def _tiny_lm_profile() -> sweep.Profile:
+    """The lm profile's four arms on the toy corridor, one seed, at the smallest budgets
+    that still train."""
     tiny = {k: v for k, v in vars(TINY).items() if k in ("d_model", "ff_dim", "vocab_size")}
-    profile = replace(
+    return replace(
         sweep.customize(
             sweep.PROFILES["lm"],
             demos=[6],
@@ -49,6 +51,11 @@ def test_a_sweep_of_the_tiny_lm_runs_every_arm(tmp_path: Path) -> None:
         model={**sweep.PROFILES["lm"].model, **tiny, "corpus_episodes": 4, "max_thought_tokens": 8},
         seeds=(0,),
     )
+
+
+def test_a_sweep_of_the_tiny_lm_runs_every_arm(tmp_path: Path) -> None:
+    """A real sweep of the language-model agent through ``earlyexp bench``'s code."""
+    profile = _tiny_lm_profile()
     outcome = sweep.sweep(profile, tmp_path, executor=sweep.local_executor(2), progress=False)
     assert outcome.failures == []
     rows = read_results(tmp_path / RESULTS_FILE).rows
@@ -57,3 +64,16 @@ def test_a_sweep_of_the_tiny_lm_runs_every_arm(tmp_path: Path) -> None:
         assert row["config"]["config"]["model"]["model"] == "tiny"
         assert "--agent lm" in row["command"] and 0.0 <= row["success"] <= 1.0
         assert row["updates"] >= 1
+
+
+@NEEDS_GPU
+def test_a_sweep_on_the_gpu_runs_after_its_caller_used_the_gpu(tmp_path: Path) -> None:
+    """Forked workers cannot use CUDA once their parent has: on a GPU they are spawned."""
+    torch.ones(1, device="cuda").sum().item()  # the caller has used the GPU
+    profile = replace(_tiny_lm_profile(), learners=("bc",))
+    outcome = sweep.sweep(
+        profile, tmp_path, executor=sweep.local_executor(1), progress=False, device="cuda"
+    )
+    assert outcome.failures == [] and outcome.finished == 1
+    (row,) = read_results(tmp_path / RESULTS_FILE).rows
+    assert row["device"].startswith("cuda")

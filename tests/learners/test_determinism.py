@@ -25,6 +25,7 @@ from learners.data import collect_demos
 from learners.evaluate import evaluate_agent
 from learners.imitation import BCConfig, train_bc
 from learners.world_model import IWMConfig, train_iwm
+from tests.devices import EXACT_ON_CPU
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUSEHOLD = "earlyexp/Household-v0"
@@ -83,6 +84,7 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
         assert torch.equal(a[name], b[name]), f"{what}: {name} differs"
 
 
+@EXACT_ON_CPU
 def test_the_pipeline_twice_in_one_process_is_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,6 +127,7 @@ assert main(["eval", out + "/bc/agent.pt", "--env", env, "--split", "train", "--
 """
 
 
+@EXACT_ON_CPU
 def test_bc_via_the_cli_in_two_processes_is_identical(tmp_path: Path) -> None:
     """Different PYTHONHASHSEEDs, the same torch thread count (bitwise equality across
     thread counts is not something torch promises)."""

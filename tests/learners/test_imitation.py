@@ -13,6 +13,7 @@ from agents import Agent
 from learners.data import Episode, Step, collect_demos, encode_decisions
 from learners.evaluate import RandomPolicy, evaluate
 from learners.imitation import BCConfig, DAggerConfig, train_bc, train_dagger
+from tests.devices import EXACT_ON_CPU, NEEDS_GPU
 
 HOUSEHOLD = "earlyexp/Household-v0"
 
@@ -67,6 +68,7 @@ def toy_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Agent, Agent]:
     return _train_toy(root, "a"), _train_toy(root, "b")
 
 
+@EXACT_ON_CPU
 def test_bc_is_deterministic(toy_twins: tuple[Agent, Agent]) -> None:
     first, second = toy_twins
     for (name, a), (_, b) in zip(
@@ -75,7 +77,7 @@ def test_bc_is_deterministic(toy_twins: tuple[Agent, Agent]) -> None:
         assert torch.equal(a, b), name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@NEEDS_GPU
 def test_bc_on_a_gpu_solves_the_toy_corridor_and_saves_for_the_cpu(tmp_path: Path) -> None:
     from learners.evaluate import AgentPolicy
 

@@ -24,6 +24,7 @@ from learners.data import collect_demos
 from learners.evaluate import EVAL_SEED, AgentPolicy, evaluate
 from learners.imitation import BCConfig, DAggerConfig, train_bc
 from learners.lifecycle import new_agent
+from tests.devices import EXACT_ON_CPU, NEEDS_GPU
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY
 
 pytestmark = REQUIRES_LM
@@ -113,6 +114,7 @@ def test_the_checkpoint_acts_as_evaluated_and_the_command_rebuilds_the_run(train
     assert learner.make_config(**{**values_from_args(BCConfig, args), "env_id": CORRIDOR}) == config
 
 
+@EXACT_ON_CPU
 def test_bc_on_the_lm_is_deterministic(demos: Path, tmp_path: Path) -> None:
     runs = [
         train_bc(_config(demos, tmp_path / name, max_updates=10, val_every=5, eval_episodes=0))
@@ -126,7 +128,7 @@ def test_bc_on_the_lm_is_deterministic(demos: Path, tmp_path: Path) -> None:
         assert torch.equal(x, y), name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@NEEDS_GPU
 def test_bc_of_the_lm_on_a_gpu_learns_the_corridor_and_saves_for_the_cpu(
     demos: Path, tmp_path: Path
 ) -> None:

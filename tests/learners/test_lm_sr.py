@@ -28,6 +28,7 @@ from learners.lm_reflection import (
 )
 from learners.rollouts import load_rollouts
 from tests.agents.test_lm import HAS_SMOLLM2
+from tests.devices import EXACT_ON_CPU
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM, TINY, TINY_FLAGS, corridor_files
 
 pytestmark = REQUIRES_LM
@@ -116,6 +117,7 @@ def trained(files, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@EXACT_ON_CPU
 def test_sr_trains_the_lm_from_the_command_line_past_the_random_policy(trained) -> None:
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["learner"] == "sr" and metrics["mode"] == "rationale"

@@ -22,6 +22,7 @@ from learners import RunConfig, get_learner, option, register_learner, registere
 from learners.config import values_from_args
 from learners.data import collect_demos
 from learners.imitation import BCConfig
+from tests.devices import EXACT_ON_CPU
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden_results.json"
 HOUSEHOLD = "earlyexp/Household-v0"
@@ -191,6 +192,7 @@ def _golden_runs(directory: Path) -> dict[str, dict]:
     return results
 
 
+@EXACT_ON_CPU
 def test_results_match_the_golden_file(tmp_path: Path) -> None:
     """BC, DAgger and IWM give the recorded numbers (and, on the same torch, the weights):
     any change to what a seeded run computes shows up here."""

@@ -26,6 +26,7 @@ from learners.rl import (
     train_envs,
     train_rl,
 )
+from tests.devices import EXACT_ON_CPU
 
 HOUSEHOLD = "earlyexp/Household-v0"
 #: A small model: the RL runs below cost seconds, not minutes.
@@ -259,7 +260,7 @@ def test_the_final_evaluation_is_of_the_weights_after_the_last_update(
     seen: list[dict[str, torch.Tensor]] = []
 
     def evaluate(agent: Agent, *args, **kwargs):
-        seen.append({k: v.clone() for k, v in agent.model.state_dict().items()})
+        seen.append({k: v.detach().cpu().clone() for k, v in agent.model.state_dict().items()})
         return evaluate_agent(agent, *args, **kwargs)
 
     monkeypatch.setattr(rl, "evaluate_agent", evaluate)
@@ -308,6 +309,7 @@ def test_rl_learns_the_toy_corridor(tmp_path: Path) -> None:
     assert end["success_rate_sampled"] > start["success_rate_sampled"]
 
 
+@EXACT_ON_CPU
 def test_rl_is_deterministic_under_a_seed(tmp_path: Path) -> None:
     def run(name: str) -> dict[str, torch.Tensor]:
         train_rl(_tiny_config(tmp_path, name, steps=128, eval_episodes=0, model=TINY.model))

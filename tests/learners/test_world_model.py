@@ -23,6 +23,7 @@ from learners.world_model import (
     world_model_loss,
     world_modeling,
 )
+from tests.devices import EXACT_ON_CPU
 
 HOUSEHOLD = "earlyexp/Household-v0"
 SMALL = ModelConfig(d_model=32, n_layers=1, ff_dim=64)
@@ -188,6 +189,7 @@ def test_rollouts_must_belong_to_the_demos(files, tmp_path: Path) -> None:
     assert {b.episode for b in load_rollouts(rollouts, budget)} == set(range(5))
 
 
+@EXACT_ON_CPU
 def test_iwm_is_deterministic(files, tmp_path: Path) -> None:
     demos, rollouts = files
     results = []
@@ -296,6 +298,7 @@ def test_keep_optimizer_continues_stage_one(files, tmp_path: Path) -> None:
     assert any(not torch.equal(a[k], b[k]) for k in a)  # stage 2 started from other moments
 
 
+@EXACT_ON_CPU
 def test_bc_short_below_its_cap_repeats_bc_exactly(files, tmp_path: Path) -> None:
     """Why a profile where early stopping ends every run may leave out ``bc-short``: its
     cap is the only thing that tells it from BC."""
