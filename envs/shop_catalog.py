@@ -20,13 +20,34 @@ Train/test partition (fixed, seed-independent):
 from __future__ import annotations
 
 import functools
+import importlib
 import math
+import sys
 import zlib
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-import bm25s
 import numpy as np
+
+
+def _import_bm25s() -> ModuleType:
+    """bm25s, kept off the GPU. Where JAX is installed, importing bm25s runs a JAX op (for
+    its optional top-k), and JAX's first op takes 75% of a GPU's memory by default: seen on
+    an H200, where it left the PyTorch runs beside it out of memory. The catalog only
+    scores with bm25s (numpy), so bm25s is imported with JAX unavailable, and takes its
+    numpy path; JAX itself stays untouched (a caller that has imported it already keeps its
+    own settings)."""
+    if "jax" in sys.modules:
+        return importlib.import_module("bm25s")
+    sys.modules["jax"] = None  # type: ignore[assignment]  # import jax: ImportError
+    try:
+        return importlib.import_module("bm25s")
+    finally:
+        del sys.modules["jax"]
+
+
+bm25s = _import_bm25s()
 
 __all__ = [
     "CATALOG_SEED",

@@ -5,6 +5,7 @@ The contract's generic properties are tested for every setting in tests/envs/tes
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zlib
@@ -256,3 +257,21 @@ def test_bad_input_changes_nothing() -> None:
         assert "not available" in obs["text"]
         assert _world_key(env) == before
         assert step_info["admissible_actions"] == info["admissible_actions"]
+
+
+def test_importing_the_catalog_never_imports_jax(tmp_path) -> None:
+    """bm25s runs a JAX op when it is imported, where JAX is installed; JAX's first op takes
+    75% of a GPU's memory. A JAX that fails loudly when imported stands in for it here."""
+    fake = tmp_path / "jax"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise SystemExit('jax was imported')\n")
+    (fake / "lax.py").write_text("")
+    code = "import sys, envs.shop_catalog as c; c.get_catalog(); assert 'jax' not in sys.modules"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
