@@ -47,7 +47,7 @@ poller=$!
 
 if stage tests; then
     log "the tests that need a GPU"
-    timeout 150 python3 -m pytest -q -p no:cacheprovider -n 3 --maxprocesses 3 -k "gpu or device" \
+    timeout 150 python3 -m pytest -p no:cacheprovider -n 3 --maxprocesses 3 -k "gpu or device" \
         tests/learners/test_imitation.py tests/learners/test_lm_bc.py tests/agents/test_agent.py \
         tests/benchmarks/test_sweep_lm.py >"$OUT/gpu-tests.txt" 2>&1
     log "exit $? ($(grep -E "passed|failed" "$OUT/gpu-tests.txt" | tail -n 1))"
@@ -69,8 +69,9 @@ if stage suite; then
     log "the whole suite on the GPU"
     reserve=5
     stage throughput && reserve=90
-    # -v: with workers, each result is printed as it comes, so a stopped suite still names them.
-    EARLYEXP_DEVICE=cuda timeout "$(left "$reserve")" python3 -m pytest -v -p no:cacheprovider \
+    # -vv over the -q of pyproject.toml: with workers, each result is printed as it comes, so a
+    # stopped suite still names them.
+    EARLYEXP_DEVICE=cuda timeout "$(left "$reserve")" python3 -m pytest -vv -p no:cacheprovider \
         -n 12 --maxprocesses 12 --tb=short >"$OUT/suite.txt" 2>&1
     log "exit $? ($(tail -n 1 "$OUT/suite.txt"))"
 fi
