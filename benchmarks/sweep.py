@@ -482,6 +482,8 @@ def versions() -> dict[str, str]:
     """Versions that can change a result, and the project's commit (``+modified`` when the
     tree had uncommitted changes)."""
     found = {"python": platform.python_version(), "commit": commit()}
+    # torch's kernels differ by instruction set, and with them a run's last bits
+    found["cpu"] = f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
     for package in ("earlyexp", "torch", "gymnasium", "stable-baselines3", "textworld", "minigrid"):
         try:
             found[package] = importlib.metadata.version(package)

@@ -93,7 +93,7 @@ def test_smoke_profile_end_to_end(
         assert {row["learner"] for row in rows if row["env_id"] == env_id} == set(SMOKE.learners)
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0 and row["expert_success"] == 1.0
-        assert row["versions"]["torch"] and row["versions"]["commit"]
+        assert row["versions"]["torch"] and row["versions"]["commit"] and row["versions"]["cpu"]
         assert 0 < row["cpu_seconds"] < 1.5 * row["seconds"] + 1  # one torch thread a run
         assert row["device"].split(":")[0] == resolve_device("auto").type  # the default, auto
     rl = [row for row in rows if row["kind"] == "rl"]

@@ -85,9 +85,9 @@ def test_bc_fine_tunes_the_tiny_lm_past_the_random_policy(trained) -> None:
     # The test split's doors are at odd cells, the demos' at even ones. Seen here: ranking
     # 1.00 in 4.9 steps, writing the command 0.90 in 7.2 (valid-action rate 0.67: at a door
     # in a corridor's last cell it wrote "go right", then "open dor", and looped), the random
-    # policy 0.55 in 18.8. With the packages installed on 2026-11-30 the same run writes
-    # 0.85 in 8.4 at a valid-action rate of 0.57 (cause not found: transformers 5.18 and
-    # 5.24, tokenizers 0.23.2 and 0.23.3, numpy 2.4.5 and 2.4.6 all give it); an untrained
+    # policy 0.55 in 18.8. On 2026-11-30 the same run wrote 0.85 in 8.4 at a valid-action
+    # rate of 0.57: the machine's CPU had changed (AVX-512 now; the same packages, and
+    # transformers 5.18, tokenizers 0.23.2 or numpy 2.4.5 give the same). An untrained
     # model writes almost no admissible command.
     assert ranked["success_rate"] >= max(0.9, chance["success_rate"] + 0.3), metrics["eval"]
     assert generated["success_rate"] >= max(0.75, chance["success_rate"] + 0.2), metrics["eval"]
