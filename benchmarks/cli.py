@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from agents import DEVICE_CHOICES, DEVICE_NAME
-from benchmarks import report, sweep
+from benchmarks import sweep
 from benchmarks.results import RESULTS_FILE, read_results
 from envs import ContractError, check_env, env_info, make, registered_ids, resolve_id
 from learners import get_learner, registered_learners
@@ -259,10 +259,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"earlyexp bench: warning: {problem}", file=sys.stderr)
     for failure in outcome.failures:
         print(f"earlyexp bench: run failed: {failure}", file=sys.stderr)
-    path = report.write_report(
+    from benchmarks.report import write_report  # scipy's statistics: only bench and report
+
+    path = write_report(
         args.out,
         baseline=args.baseline or profile.baseline,
         compare=args.compare or list(profile.compare) or None,
+        reps=args.reps,
+        poi_reps=args.poi_reps,
         profile=profile.name,
     )
     print(
@@ -284,7 +288,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     known = sweep.PROFILES.get(args.profile) if args.profile else None
     baseline = args.baseline or (known.baseline if known else "bc")
     compare = args.compare or (list(known.compare) if known and known.compare else None)
-    path = report.write_report(
+    from benchmarks.report import write_report
+
+    path = write_report(
         args.results_dir,
         baseline=baseline,
         compare=compare,
@@ -430,21 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where every run trains and acts: {DEVICE_CHOICES} (default: auto, a GPU when "
         "there is one)",
     )
-    _add_comparison_arguments(p)
+    _add_report_arguments(p)
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("report", help="write RESULTS_DIR/report.md and its plots")
     p.add_argument("results_dir", help="a directory written by `earlyexp bench`")
-    _add_comparison_arguments(p)
-    p.add_argument("--reps", type=_positive, default=2000, help="bootstrap resamples (CIs, IQM)")
-    p.add_argument("--poi-reps", type=_positive, default=300, help="resamples for P(improvement)")
+    _add_report_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seeds the bootstraps")
     p.add_argument("--profile", help="report one profile of a results file that mixes several")
     p.set_defaults(run=cmd_report)
     return parser
 
 
-def _add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", help="the learner the others are compared with (default: the profile's, bc)"
     )
@@ -452,6 +456,12 @@ def _add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
         "--compare",
         nargs="+",
         help="the learners the headline compares with the baseline (default: all others)",
+    )
+    parser.add_argument(
+        "--reps", type=_positive, default=2000, help="the report's bootstrap resamples (CIs, IQM)"
+    )
+    parser.add_argument(
+        "--poi-reps", type=_positive, default=300, help="resamples for P(improvement)"
     )
 
 
