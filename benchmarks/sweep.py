@@ -141,8 +141,8 @@ class Profile:
 
 
 _SMALL_TEXTWORLD = {
-    "earlyexp/Cooking-v0": {"games": 3, "recipe": 1, "take": 1, "go": 1},
-    "earlyexp/TreasureHunter-v0": {"games": 3, "level": 11},
+    "earlyexp/Cooking-v0": {"games": 2, "recipe": 1, "take": 1, "go": 1},
+    "earlyexp/TreasureHunter-v0": {"games": 2, "level": 11},
 }
 
 #: The study's early-experience learners (study-tune picks its primary one among them).

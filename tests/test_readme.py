@@ -47,7 +47,8 @@ def test_readme_user_learner_example(tmp_path: Path) -> None:
         "collect": ["--episodes", "6"],
         "train": ["--max-updates", "20", "--val-every", "5", "--eval-episodes", "3"],
         "train_model": ["--d-model", "32", "--n-layers", "1", "--ff-dim", "64"],
-        "bench": ["--jobs", "1"],
+        "bench": ["--jobs", "1", "--reps", "100", "--poi-reps", "20"],
+        "report": ["--reps", "100", "--poi-reps", "20"],
     }
     script = Path(sys.executable).with_name("earlyexp")
     outputs = []

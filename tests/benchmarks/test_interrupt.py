@@ -51,6 +51,7 @@ def _bench(out: Path) -> list[str]:
         *map(str, SEEDS),
         "--jobs",
         "2",
+        *("--reps", "100", "--poi-reps", "20"),  # the report's bootstraps: small, fast
         "--out",
         str(out),
     ]

@@ -123,6 +123,7 @@ def _bench(out: Path) -> list[str]:
         "1",
         "--jobs",
         "1",
+        *("--reps", "100", "--poi-reps", "20"),  # the report's bootstraps: small, fast
         "--out",
         str(out),
     ]

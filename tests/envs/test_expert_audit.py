@@ -41,6 +41,7 @@ import pytest
 
 from envs import registered_ids
 from tests.envs.helpers import make_env
+from tests.envs.textworld_pools import GAMES
 
 BUILTIN_IDS = [env_id for env_id in registered_ids() if env_id.startswith("earlyexp/")]
 #: Steps of one lockstep walk at most (every registered step cap is at most 100).
@@ -469,7 +470,7 @@ def test_treasure_hunter_expert_follows_the_stated_route(request: pytest.Fixture
     the expert follows, takes exactly the moves the goal names, in its order (off its
     path, TextWorld's replanning undoes the agent's own steps first)."""
     env = make_env("earlyexp/TreasureHunter-v0", "train", request)
-    for game in range(3):
+    for game in range(GAMES):
         obs, info = env.reset(seed=game, options={"game": game})
         moves = []
         while True:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-GAMES = 3
+GAMES = 2
 COOKING = {"recipe": 1, "take": 1, "go": 1}  # one room, one ingredient to cook and cut
 TREASURE = {"level": 11}  # 10 rooms with doors and containers, a 2-action quest
 CASES = {
