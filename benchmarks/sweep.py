@@ -157,8 +157,8 @@ _KNOWLEDGE_KWARGS = {"earlyexp/Household-v0": {"knowledge": True}}
 _STUDY_CONFIG = {"eval_episodes": 200, "val_episodes": 10}
 _STUDY_COST = (
     "8 learners x 2 budgets x 10 seeds per setting (160 runs; the default model, early "
-    "stopping); 3.0 core-minutes a run on average on this project's 2-core CPU, measured "
-    "over its first 62 runs: about 8 core-hours per setting"
+    "stopping); 3.9 core-minutes a run on average on this project's 2-core CPU, two runs "
+    "at a time, measured over profile study's 160 runs: about 10 core-hours per setting"
 )
 
 #: The language-model profiles' agent: the tiny LM (``--agent lm --lm-model tiny``), its
