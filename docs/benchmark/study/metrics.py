@@ -1,0 +1,101 @@
+"""What the study's runs recorded beyond success: each run's ``metrics.json`` (the learner's
+own record), collected and summarised per arm and budget.
+
+- the world model's token F1 on validation transitions after its own stage (``wm_val_f1``)
+  and after the policy stage that follows (``wm_final_val_f1``), beside the copy baseline
+  (predicting that nothing changes, ``wm_copy_f1``);
+- the cost per update, as the study ran (two runs at a time on the 2-core CPU, so every arm
+  shared the cores alike): the policy stage's seconds per update (batch / samples per
+  second, validation included) and the world-model stage's (its seconds / its updates),
+  each as a ratio to ``bc``'s policy stage.
+
+``metrics.jsonl`` (written beside the results file) keeps them: one line per run,
+``{"hash": ..., "metrics": ...}``, for every run whose directory is still on disk.
+
+Run: ``python docs/benchmark/study/metrics.py RESULTS_DIR [OUT_DIR]`` (the sweep's ``--out``
+directory; OUT_DIR default: this file's directory).
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def collect(results_dir: Path) -> list[dict]:
+    """Each results row's run metrics (``runs/<hash>/metrics.json``), without the eval."""
+    rows = [json.loads(line) for line in (results_dir / "results.jsonl").read_text().splitlines()]
+    collected = []
+    for row in rows:
+        path = results_dir / "runs" / row["hash"] / "metrics.json"
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            metrics.pop("eval", None)
+            collected.append({"hash": row["hash"], "row": row, "metrics": metrics})
+    return collected
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else ""
+
+
+def summary(runs: list[dict]) -> str:
+    """A Markdown table per setting: arm x budget, medians over the runs on disk."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        row = run["row"]
+        cells[(row["env_id"], row["learner"], row["budget"])].append(run)
+    lines = []
+    for env_id in sorted({key[0] for key in cells}):
+        bc_update = {
+            budget: statistics.median(_policy_seconds_per_update(r) for r in cells[key])
+            for key in cells
+            if key[0] == env_id and key[1] == "bc"
+            for budget in [key[2]]
+        }
+        lines += [
+            f"### {env_id}",
+            "",
+            "| arm | budget | runs | WM F1 after WM stage | after policy stage | copy F1 "
+            "| policy s/update (x bc) | WM s/update (x bc) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for _, learner, budget in sorted(key for key in cells if key[0] == env_id):
+            group = [run["metrics"] for run in cells[(env_id, learner, budget)]]
+            policy = statistics.median(
+                _policy_seconds_per_update(r) for r in cells[(env_id, learner, budget)]
+            )
+            wm = [m["wm_seconds"] / m["wm_updates"] for m in group if m.get("wm_updates")]
+            base = bc_update.get(budget)
+            wm_text = ""
+            if wm:
+                wm_text = f"{statistics.median(wm):.3f}" + (
+                    f" ({statistics.median(wm) / base:.1f}x)" if base else ""
+                )
+            lines.append(
+                f"| {learner} | {budget} | {len(group)} "
+                f"| {_median([m['wm_val_f1'] for m in group if 'wm_val_f1' in m])} "
+                f"| {_median([m['wm_final_val_f1'] for m in group if 'wm_final_val_f1' in m])} "
+                f"| {_median([m['wm_final_copy_f1'] for m in group if 'wm_final_copy_f1' in m])} "
+                f"| {policy:.3f}" + (f" ({policy / base:.1f}x)" if base else "") + f" | {wm_text} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _policy_seconds_per_update(run: dict) -> float:
+    return run["row"]["config"]["config"]["batch_size"] / run["metrics"]["samples_per_second"]
+
+
+def main(results_dir: Path, out_dir: Path) -> None:
+    """Write ``metrics.jsonl`` into ``out_dir`` and print the summary."""
+    runs = collect(results_dir)
+    with (out_dir / "metrics.jsonl").open("w") as f:
+        for run in runs:
+            f.write(json.dumps({"hash": run["hash"], "metrics": run["metrics"]}) + "\n")
+    print(summary(runs))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent)
