@@ -543,6 +543,7 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
         ),
         "config": spec,
         "versions": versions(),
+        "metrics": _scalar_metrics(metrics),
     }
     if learner.needs_demos:
         row.update(
@@ -563,6 +564,15 @@ def run(spec: dict, context: RunContext) -> dict[str, Any]:
             env_steps=steps,
         )
     return row
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The learner's own record of a run (its ``metrics.json``: stage updates and times, the
+    world model's F1 after each stage, ...) without the evaluation (the row has it) and
+    without lists (RL's curve is in the row), so the results file keeps it when the run's
+    directory is gone."""
+    scalar = (bool, int, float, str, type(None))
+    return {k: v for k, v in metrics.items() if k != "eval" and isinstance(v, scalar)}
 
 
 def _runtime_values(spec: dict, results: Path) -> dict[str, Any]:

@@ -96,6 +96,9 @@ def test_smoke_profile_end_to_end(
         assert row["versions"]["torch"] and row["versions"]["commit"] and row["versions"]["cpu"]
         assert 0 < row["cpu_seconds"] < 1.5 * row["seconds"] + 1  # one torch thread a run
         assert row["device"].split(":")[0] == resolve_device("auto").type  # the default, auto
+        assert "eval" not in row["metrics"] and row["metrics"].get("device") == row["device"]
+        if row["kind"] != "rl":  # the learner's own record, kept in the results file
+            assert row["metrics"]["updates"] == row["updates"] > 0
     rl = [row for row in rows if row["kind"] == "rl"]
     for row in rl:  # evaluated before training and after its last update
         assert len(row["curve"]) == 2 and row["curve"][0][0] == 0 <= steps <= row["curve"][1][0]

@@ -9,8 +9,9 @@ own record), collected and summarised per arm and budget.
   second, validation included) and the world-model stage's (its seconds / its updates),
   each as a ratio to ``bc``'s policy stage.
 
-``metrics.jsonl`` (written beside the results file) keeps them: one line per run,
-``{"hash": ..., "metrics": ...}``, for every run whose directory is still on disk.
+``metrics.jsonl`` (written into OUT_DIR) keeps them: one line per run,
+``{"hash": ..., "metrics": ...}``, for every run whose results row has them (the sweep
+records them from 2026-12-01 on) or whose directory is still on disk.
 
 Run: ``python docs/benchmark/study/metrics.py RESULTS_DIR [OUT_DIR]`` (the sweep's ``--out``
 directory; OUT_DIR default: this file's directory).
@@ -24,14 +25,17 @@ from pathlib import Path
 
 
 def collect(results_dir: Path) -> list[dict]:
-    """Each results row's run metrics (``runs/<hash>/metrics.json``), without the eval."""
+    """Each results row's run metrics: the row's own (``metrics``, rows written from
+    2026-12-01 on), else its run directory's ``runs/<hash>/metrics.json`` if still on disk."""
     rows = [json.loads(line) for line in (results_dir / "results.jsonl").read_text().splitlines()]
     collected = []
     for row in rows:
+        metrics = row.get("metrics")
         path = results_dir / "runs" / row["hash"] / "metrics.json"
-        if path.exists():
+        if metrics is None and path.exists():
             metrics = json.loads(path.read_text())
             metrics.pop("eval", None)
+        if metrics is not None:
             collected.append({"hash": row["hash"], "row": row, "metrics": metrics})
     return collected
 
