@@ -45,19 +45,13 @@ def _median(values: list[float]) -> str:
 
 
 def summary(runs: list[dict]) -> str:
-    """A Markdown table per setting: arm x budget, medians over the runs on disk."""
+    """A Markdown table per setting: arm x budget, medians over the runs collected."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         row = run["row"]
         cells[(row["env_id"], row["learner"], row["budget"])].append(run)
     lines = []
-    for env_id in sorted({key[0] for key in cells}):
-        bc_update = {
-            budget: statistics.median(_policy_seconds_per_update(r) for r in cells[key])
-            for key in cells
-            if key[0] == env_id and key[1] == "bc"
-            for budget in [key[2]]
-        }
+    for env_id in sorted({env for env, _, _ in cells}):
         lines += [
             f"### {env_id}",
             "",
@@ -67,22 +61,15 @@ def summary(runs: list[dict]) -> str:
         ]
         for _, learner, budget in sorted(key for key in cells if key[0] == env_id):
             group = [run["metrics"] for run in cells[(env_id, learner, budget)]]
-            policy = statistics.median(
-                _policy_seconds_per_update(r) for r in cells[(env_id, learner, budget)]
-            )
+            bc = [_policy_seconds_per_update(run) for run in cells.get((env_id, "bc", budget), [])]
+            policy = [_policy_seconds_per_update(run) for run in cells[(env_id, learner, budget)]]
             wm = [m["wm_seconds"] / m["wm_updates"] for m in group if m.get("wm_updates")]
-            base = bc_update.get(budget)
-            wm_text = ""
-            if wm:
-                wm_text = f"{statistics.median(wm):.3f}" + (
-                    f" ({statistics.median(wm) / base:.1f}x)" if base else ""
-                )
             lines.append(
                 f"| {learner} | {budget} | {len(group)} "
                 f"| {_median([m['wm_val_f1'] for m in group if 'wm_val_f1' in m])} "
                 f"| {_median([m['wm_final_val_f1'] for m in group if 'wm_final_val_f1' in m])} "
                 f"| {_median([m['wm_final_copy_f1'] for m in group if 'wm_final_copy_f1' in m])} "
-                f"| {policy:.3f}" + (f" ({policy / base:.1f}x)" if base else "") + f" | {wm_text} |"
+                f"| {_cost(policy, bc)} | {_cost(wm, bc)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -90,6 +77,14 @@ def summary(runs: list[dict]) -> str:
 
 def _policy_seconds_per_update(run: dict) -> float:
     return run["row"]["config"]["config"]["batch_size"] / run["metrics"]["samples_per_second"]
+
+
+def _cost(seconds: list[float], bc: list[float]) -> str:
+    """Median seconds per update, with its ratio to bc's policy stage when bc ran."""
+    if not seconds:
+        return ""
+    median = statistics.median(seconds)
+    return f"{median:.3f}" + (f" ({median / statistics.median(bc):.1f}x)" if bc else "")
 
 
 def main(results_dir: Path, out_dir: Path) -> None:
