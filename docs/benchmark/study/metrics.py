@@ -23,13 +23,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.results import RESULTS_FILE, read_results
+
 
 def collect(results_dir: Path) -> list[dict]:
     """Each results row's run metrics: the row's own (``metrics``, rows written from
     2026-12-01 on), else its run directory's ``runs/<hash>/metrics.json`` if still on disk."""
-    rows = [json.loads(line) for line in (results_dir / "results.jsonl").read_text().splitlines()]
     collected = []
-    for row in rows:
+    for row in read_results(results_dir / RESULTS_FILE).rows:
         metrics = row.get("metrics")
         path = results_dir / "runs" / row["hash"] / "metrics.json"
         if metrics is None and path.exists():

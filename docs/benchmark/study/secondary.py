@@ -6,11 +6,11 @@ outcome control. Paired by seed, with the report's own bootstrap CI and MDE.
 Run: `python docs/benchmark/study/secondary.py [results.jsonl]`.
 """
 
-import json
 import sys
 from pathlib import Path
 
 from benchmarks.report.stats import cell_rng, paired_difference
+from benchmarks.results import read_results
 
 EARLY_EXPERIENCE = ["iwm-matched", "iwm-joint", "iwm-lookahead", "sr"]
 CONTROLS = ["iwm-shuffled", "iwm-expert-only"]
@@ -18,8 +18,8 @@ CONTROLS = ["iwm-shuffled", "iwm-expert-only"]
 
 def main(path: Path) -> None:
     """Print every comparison, per setting, as `a (budget) - b (budget): mean [95% CI]`."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    success = {(r["env_id"], r["learner"], r["seed"], r["budget"]): r for r in rows}
+    rows = read_results(path).rows
+    by_cell = {(r["env_id"], r["learner"], r["seed"], r["budget"]): r for r in rows}
     seeds = sorted({r["seed"] for r in rows})
     comparisons = [((arm, 0.5), ("bc", 1.0)) for arm in EARLY_EXPERIENCE + CONTROLS]
     comparisons += [
@@ -31,9 +31,9 @@ def main(path: Path) -> None:
         print(env_id)
         for a, b in comparisons:
             pairs = [
-                (success[(env_id, a[0], s, a[1])], success[(env_id, b[0], s, b[1])])
+                (by_cell[(env_id, a[0], s, a[1])], by_cell[(env_id, b[0], s, b[1])])
                 for s in seeds
-                if (env_id, a[0], s, a[1]) in success and (env_id, b[0], s, b[1]) in success
+                if (env_id, a[0], s, a[1]) in by_cell and (env_id, b[0], s, b[1]) in by_cell
             ]
             if not pairs:
                 continue
