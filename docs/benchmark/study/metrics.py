@@ -26,9 +26,12 @@ from pathlib import Path
 from benchmarks.results import RESULTS_FILE, read_results
 
 
-def collect(results_dir: Path) -> list[dict]:
+def collect(results_dir: Path, kept: dict[str, dict] | None = None) -> list[dict]:
     """Each results row's run metrics: the row's own (``metrics``, rows written from
-    2026-12-01 on), else its run directory's ``runs/<hash>/metrics.json`` if still on disk."""
+    2026-12-01 on), else its run directory's ``runs/<hash>/metrics.json`` if still on disk,
+    else the record ``kept`` from an earlier collection (run directories do not outlive the
+    machine that ran them)."""
+    kept = kept or {}
     collected = []
     for row in read_results(results_dir / RESULTS_FILE).rows:
         metrics = row.get("metrics")
@@ -36,6 +39,8 @@ def collect(results_dir: Path) -> list[dict]:
         if metrics is None and path.exists():
             metrics = json.loads(path.read_text())
             metrics.pop("eval", None)
+        if metrics is None:
+            metrics = kept.get(row["hash"])
         if metrics is not None:
             collected.append({"hash": row["hash"], "row": row, "metrics": metrics})
     return collected
@@ -89,11 +94,20 @@ def _cost(seconds: list[float], bc: list[float]) -> str:
 
 
 def main(results_dir: Path, out_dir: Path) -> None:
-    """Write ``metrics.jsonl`` into ``out_dir`` and print the summary."""
-    runs = collect(results_dir)
-    with (out_dir / "metrics.jsonl").open("w") as f:
+    """Write ``metrics.jsonl`` into ``out_dir`` (keeping the records it already holds) and
+    print the summary."""
+    path = out_dir / "metrics.jsonl"
+    kept = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            kept[record["hash"]] = record["metrics"]
+    runs = collect(results_dir, kept)
+    partial = path.with_suffix(".jsonl.partial")
+    with partial.open("w") as f:
         for run in runs:
             f.write(json.dumps({"hash": run["hash"], "metrics": run["metrics"]}) + "\n")
+    partial.replace(path)
     print(summary(runs))
 
 
