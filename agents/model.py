@@ -406,10 +406,15 @@ class PolicyModel(nn.Module):
         features = torch.cat([z, mean, pooled, found, torch.log1p(mass)], dim=-1)
         return self.lookahead_head(features).squeeze(-1)
 
+    def world_model_queries(self, z: torch.Tensor) -> torch.Tensor:
+        """The world-model head's query vectors ``[..., WORLD_MODEL_CHANNELS, d_model]``: a
+        token's logit in a channel is its embedding dotted with the channel's query, plus
+        ``world_model_bias``. A loss that needs a channel at a few tokens only reads those."""
+        return self.world_model_head(z).unflatten(-1, (WORLD_MODEL_CHANNELS, -1))
+
     def world_model_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Next-observation token logits ``[..., WORLD_MODEL_CHANNELS, vocab_size]`` from ``z``."""
-        queries = self.world_model_head(z).unflatten(-1, (WORLD_MODEL_CHANNELS, -1))
-        return queries @ self.token_emb.weight.T + self.world_model_bias
+        return self.world_model_queries(z) @ self.token_emb.weight.T + self.world_model_bias
 
     def value(self, state: torch.Tensor) -> torch.Tensor:
         """State value ``[B]`` from the pooled state vector."""

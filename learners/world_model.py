@@ -73,6 +73,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import Agent, LMConfig, ModelConfig, collate
@@ -401,8 +402,14 @@ def world_model_loss(
     batch: dict[str, torch.Tensor] | None = None,
     z: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean over transitions of the per-token binary cross-entropy (summed over tokens), and
-    the predicted next-observation token sets' F1 beside copying the current observation.
+    """Mean over the moves tried of the per-token binary cross-entropy (summed over tokens),
+    and each move's predicted next-observation token set's F1 beside copying the current
+    observation's.
+
+    The loss of :meth:`~agents.model.EarlyExpModel.world_model_logits` over every token,
+    computed where it counts: only on the moves tried (not the batch's padding), and the
+    "disappear" channel of target ``delta`` only at the current observation's tokens, the
+    only ones its loss reads (scoring the whole vocabulary there was half the cost).
 
     ``batch`` (the chunk collated) and ``z`` (its consequence representation) are computed
     here unless a caller that already has them for another loss passes them in.
@@ -412,47 +419,66 @@ def world_model_loss(
         batch = collate([t.state for t in chunk], [t.candidates for t in chunk], device)
     if z is None:
         z = agent.model.encode(batch).z
-    logits = agent.model.world_model_logits(z)  # [B, A, 2, V]
-    logits = logits.float()
-    vocab = logits.shape[-1]
-    current = _multi_hot([t.current for t in chunk], vocab).unsqueeze(1).to(device)  # [B, 1, V]
-    nexts = torch.stack([_multi_hot(t.nexts, vocab, rows=logits.shape[1]) for t in chunk]).to(
-        device
-    )  # [B, A, V]
-    real = batch["action_mask"]
+    model = agent.model
+    moves = batch["action_mask"]  # [B, A]: the moves tried, in each state's order
+    state_of = moves.nonzero()[:, 0]  # [N]
+    queries = model.world_model_queries(z[moves])  # [N, channels, d]
+    embeddings = model.token_emb.weight
+    appear_logits = (queries[:, 0] @ embeddings.T + model.world_model_bias[0]).float()  # [N, V]
+    vocab = appear_logits.shape[-1]
+    nexts = _multi_hot([ids for t in chunk for ids in t.nexts], vocab).to(device)  # [N, V]
+    current_ids = pad_sequence(
+        [torch.tensor(t.current, dtype=torch.long) for t in chunk], batch_first=True
+    ).to(device)[state_of]  # [N, C], padded with token 0 ...
+    is_current = pad_sequence(
+        [torch.ones(len(t.current), dtype=torch.bool) for t in chunk], True
+    ).to(device)[state_of]  # ... which this mask leaves out
+    stays = (nexts.gather(1, current_ids) > 0) & is_current  # a current token still there next
     if target == "next":
-        per_move = F.binary_cross_entropy_with_logits(logits[..., 0, :], nexts, reduction="none")
-        per_move = per_move.sum(-1)
-        predicted = logits[..., 0, :] > 0
+        total = F.binary_cross_entropy_with_logits(appear_logits, nexts, reduction="sum")
+        predicted = appear_logits > 0
     else:
-        appear, disappear = nexts * (1 - current), current * (1 - nexts)
+        current = _multi_hot([t.current for t in chunk], vocab).to(device)[state_of]
         loss_appear = F.binary_cross_entropy_with_logits(
-            logits[..., 0, :], appear, reduction="none"
+            appear_logits, nexts * (1 - current), reduction="sum"
         )
+        disappear_logits = (queries[:, 1, None, :] * embeddings[current_ids]).sum(-1)
+        disappear_logits = (disappear_logits + model.world_model_bias[1][current_ids]).float()
         loss_disappear = F.binary_cross_entropy_with_logits(
-            logits[..., 1, :], disappear, reduction="none"
+            disappear_logits, (~stays).float(), reduction="none"
         )
-        per_move = loss_appear.sum(-1) + (loss_disappear * current).sum(-1)
-        kept = (current > 0) & ~(logits[..., 1, :] > 0)
-        predicted = kept | (logits[..., 0, :] > 0)
-    loss = per_move[real].mean()
-    stats = {
-        "f1": _f1(predicted, nexts > 0)[real],
-        "copy_f1": _f1((current > 0).expand_as(nexts), nexts > 0)[real],
-    }
+        total = loss_appear + (loss_disappear * is_current).sum()
+        kept = is_current & ~(disappear_logits > 0)
+        predicted = appear_logits > 0
+        rows = torch.arange(len(kept), device=device)[:, None].expand_as(kept)
+        predicted[rows[kept], current_ids[kept]] = True
+    loss = total / len(state_of)
+    actual = nexts > 0
+    with torch.no_grad():
+
+        def count(tokens: torch.Tensor) -> torch.Tensor:
+            return tokens.sum(-1, dtype=torch.int32)  # summing bools as int64 is 3x slower
+
+        stats = {
+            "f1": _f1(count(predicted & actual), count(predicted) + count(actual)),
+            "copy_f1": _f1(count(stays), count(is_current) + count(actual)),
+        }
     return loss, stats
 
 
-def _multi_hot(id_lists: list[list[int]], vocab: int, rows: int | None = None) -> torch.Tensor:
-    out = torch.zeros(rows or len(id_lists), vocab)
-    for i, ids in enumerate(id_lists):
-        out[i, ids] = 1.0
+def _multi_hot(id_lists: list[list[int]], vocab: int) -> torch.Tensor:
+    """``[len(id_lists), vocab]``: row ``i`` is 1 at the ids of ``id_lists[i]``."""
+    out = torch.zeros(len(id_lists), vocab)
+    counts = torch.tensor([len(ids) for ids in id_lists], dtype=torch.long)
+    rows = torch.repeat_interleave(torch.arange(len(id_lists)), counts)
+    out[rows, torch.tensor([i for ids in id_lists for i in ids], dtype=torch.long)] = 1.0
     return out
 
 
-def _f1(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
-    hits = (predicted & actual).sum(-1).float()
-    size = predicted.sum(-1) + actual.sum(-1)
+def _f1(hits: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """Token-set F1 from the intersection's size and the two sets' sizes summed (1 when both
+    sets are empty)."""
+    hits = hits.float()
     return torch.where(size > 0, 2 * hits / size.clamp(min=1), torch.ones_like(hits))
 
 

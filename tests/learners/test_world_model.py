@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from agents import Agent, AgentConfig, ModelConfig
+from agents import Agent, AgentConfig, ModelConfig, collate
 from learners.data import DatasetError, collect_demos, load_dataset
 from learners.rollouts import collect_rollouts, load_rollouts
 from learners.world_model import (
     IWMConfig,
     ShuffledOutcomes,
+    Transitions,
     encode_transition,
     parse_k,
     train_iwm,
@@ -77,6 +78,66 @@ def test_targets_see_the_same_next_observation(files) -> None:
         copy = stats["copy_f1"]
         assert len(copy) == sum(len(t.candidates) for t in chunk)
         assert ((copy >= 0) & (copy <= 1)).all()
+
+
+def _dense_world_model_loss(agent: Agent, chunk, target: str):
+    """The world-model loss by its definition: every channel at every token of the
+    vocabulary, for every slot of the batch, the padding masked out afterwards."""
+    batch = collate([t.state for t in chunk], [t.candidates for t in chunk], agent.device)
+    logits = agent.model.world_model_logits(agent.model.encode(batch).z).float()
+    vocab, slots = logits.shape[-1], logits.shape[1]
+
+    def hot(ids: list[int]) -> torch.Tensor:
+        row = torch.zeros(vocab)
+        row[ids] = 1.0
+        return row
+
+    current = torch.stack([hot(t.current) for t in chunk])[:, None]  # [B, 1, V]
+    nexts = torch.stack(
+        [torch.stack([hot(n) for n in t.nexts] + [hot([])] * (slots - len(t.nexts))) for t in chunk]
+    )
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    if target == "next":
+        per_move = bce(logits[..., 0, :], nexts, reduction="none").sum(-1)
+        predicted = logits[..., 0, :] > 0
+    else:
+        appear, disappear = nexts * (1 - current), current * (1 - nexts)
+        per_move = bce(logits[..., 0, :], appear, reduction="none").sum(-1)
+        per_move = per_move + (bce(logits[..., 1, :], disappear, reduction="none") * current).sum(
+            -1
+        )
+        predicted = ((current > 0) & ~(logits[..., 1, :] > 0)) | (logits[..., 0, :] > 0)
+    real = batch["action_mask"]
+
+    def f1(p: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        hits, size = (p & a).sum(-1).float(), p.sum(-1) + a.sum(-1)
+        return torch.where(size > 0, 2 * hits / size.clamp(min=1), torch.ones_like(hits))[real]
+
+    actual = nexts > 0
+    return per_move[real].mean(), f1(predicted, actual), f1((current > 0).expand_as(actual), actual)
+
+
+@pytest.mark.parametrize("target", ["delta", "next"])
+def test_world_model_loss_equals_its_dense_definition(files, target: str) -> None:
+    agent = Agent(AgentConfig(SMALL), seed=0)
+    with torch.no_grad():  # logits on both sides of 0, so every branch of the F1 is exercised
+        agent.model.world_model_bias.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(0))
+    chunk = _transitions(files, agent, slice(0, 3))
+    # a state whose observation has no tokens, and moves whose next observation has none
+    chunk.append(Transitions(chunk[0].state, chunk[0].candidates[:2], [], [[], chunk[1].current]))
+    params = [p for p in agent.model.parameters()]
+    dense_loss, dense_f1, dense_copy = _dense_world_model_loss(agent, chunk, target)
+    dense_grads = torch.autograd.grad(dense_loss, params, allow_unused=True)
+    loss, stats = world_model_loss(agent, chunk, target)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    assert 0.0 < dense_f1.mean() < 1.0
+    torch.testing.assert_close(loss, dense_loss)
+    torch.testing.assert_close(stats["f1"], dense_f1)
+    torch.testing.assert_close(stats["copy_f1"], dense_copy)
+    for grad, dense in zip(grads, dense_grads, strict=True):
+        assert (grad is None) == (dense is None)
+        if grad is not None:
+            torch.testing.assert_close(grad, dense, rtol=1e-4, atol=1e-6)
 
 
 def test_iwm_runs_both_budgets_and_beats_random(files, tmp_path: Path) -> None:
