@@ -20,6 +20,9 @@ Learners (default model, one torch thread, the commit they ran on in the table):
   forward, backward and Adam step) on each env's expert demos;
 - ``--rl``: MaskablePPO env steps per second through :func:`learners.rl.train_rl`
   (collection and PPO updates, evaluation left out), RL's own defaults otherwise;
+- ``--iwm``: seconds per update of BC, of ``iwm-joint`` (BC plus the world-model loss on
+  every update) and of a world-model stage (``iwm-matched``'s stage 1), each as a ratio to
+  BC's: the early-experience issue's cost target (:func:`measure_update_cost`);
 - ``--device``: where ``--bc``, ``--rl`` and ``--lm`` train and act (default: the CPU);
 - ``--lm MODEL ...``: the language-model agent's BC training tokens per
   second and its acting decisions per second, ranking and generating (:func:`measure_lm`).
@@ -58,6 +61,14 @@ from learners.data import collect_demos, encode_decisions
 from learners.evaluate import evaluate
 from learners.imitation import behaviour_cloning, encode_for
 from learners.rl import RLConfig, train_rl
+from learners.rollouts import collect_rollouts, load_rollouts
+from learners.world_model import (
+    IWMConfig,
+    encode_transition,
+    joint_loss,
+    parse_k,
+    world_modeling,
+)
 
 
 def _random_rollout(env: gym.Env, steps: int, seed: int, cap: int | None) -> float:
@@ -239,6 +250,65 @@ def measure_bc_samples(
     }
 
 
+def measure_update_cost(
+    env_id: str, demos: int = 50, updates: int = 100, repeats: int = 3
+) -> dict[str, Any]:
+    """Seconds per update (one thread, the default agent, the learners' defaults: rollouts
+    with ``k`` alternatives, batch sizes, target, learning rates) of BC, of ``iwm-joint``
+    (BC's minibatch plus the world-model loss on a minibatch of branched states) and of a
+    world-model stage, on ``demos`` expert episodes and their rollouts: the medians over
+    ``repeats`` fresh agents, and each one's ratio to BC's."""
+    torch.set_num_threads(1)
+    config = IWMConfig(env_id=env_id, mode="joint")
+    with tempfile.TemporaryDirectory() as tmp:
+        demo_file, rollout_file = Path(tmp) / "demos.jsonl", Path(tmp) / "rollouts.jsonl"
+        dataset = collect_demos(env_id, demos, demo_file, progress=False)
+        collect_rollouts(dataset, demo_file, rollout_file, k=parse_k(config.k), progress=False)
+        branched = list(load_rollouts(rollout_file, dataset))
+    probe = Agent(seed=0)
+    decisions = list(encode_decisions(probe, dataset.episodes))
+    transitions = [encode_transition(probe, dataset.episodes[b.episode], b) for b in branched]
+    seconds: dict[str, list[float]] = {"bc": [], "iwm-joint": [], "world-model stage": []}
+    for repeat in range(repeats):
+        joint = joint_loss(transitions, dataclasses.replace(config, seed=repeat))
+        for name, loss in (("bc", None), ("iwm-joint", joint)):
+            fit = behaviour_cloning(
+                Agent(seed=repeat),
+                decisions,
+                decisions[: config.batch_size],
+                max_updates=updates,
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                val_every=updates,
+                patience=1,
+                seed=repeat,
+                progress=False,
+                loss=loss,
+            )
+            seconds[name].append(config.batch_size / fit["samples_per_second"])
+        stage = world_modeling(
+            Agent(seed=repeat),
+            transitions,
+            transitions[: config.wm_batch_size],
+            target=config.target,
+            max_updates=updates,
+            batch_size=config.wm_batch_size,
+            learning_rate=config.wm_learning_rate,
+            val_every=updates,
+            patience=1,
+            seed=repeat,
+            progress=False,
+        )
+        seconds["world-model stage"].append(stage["wm_seconds"] / stage["wm_updates"])
+    medians = {name: statistics.median(runs) for name, runs in seconds.items()}
+    return {
+        "env_id": env_id,
+        "seconds_per_update": medians,
+        "ratio_to_bc": {name: median / medians["bc"] for name, median in medians.items()},
+        "runs": seconds,
+    }
+
+
 def measure_rl_steps(
     env_id: str, steps: int = 2048, repeats: int = 3, **overrides: Any
 ) -> dict[str, Any]:
@@ -361,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bc", action="store_true", help="also measure BC training decisions/s")
     parser.add_argument("--rl", action="store_true", help="also measure RL env steps/s")
     parser.add_argument(
+        "--iwm",
+        action="store_true",
+        help="also measure seconds per update of BC, iwm-joint and a world-model stage",
+    )
+    parser.add_argument(
         "--lm",
         nargs="+",
         default=None,
@@ -420,6 +495,20 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {env_id} | {rl['env_steps_per_second']:,.1f} | {rl['n_envs']} | "
                 f"{args.device} | {here} |",
+                flush=True,
+            )
+    if args.iwm:
+        print(
+            "\n| env | BC s/update | iwm-joint s/update (x BC) | world-model stage s/update "
+            "(x BC) | commit |\n|---|---:|---:|---:|---|"
+        )
+        for env_id in ids:
+            cost = measure_update_cost(env_id)
+            each, ratio = cost["seconds_per_update"], cost["ratio_to_bc"]
+            print(
+                f"| {env_id} | {each['bc']:.4f} | {each['iwm-joint']:.4f} "
+                f"({ratio['iwm-joint']:.2f}x) | {each['world-model stage']:.4f} "
+                f"({ratio['world-model stage']:.2f}x) | {here} |",
                 flush=True,
             )
     if args.lm:

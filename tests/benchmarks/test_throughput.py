@@ -12,6 +12,7 @@ from benchmarks.throughput import (
     measure_env_steps,
     measure_lm,
     measure_rl_steps,
+    measure_update_cost,
 )
 from tests.learners.lm_corridor import CORRIDOR, REQUIRES_LM
 
@@ -43,6 +44,15 @@ def test_engine_overhead_on_minigrid() -> None:
 def test_bc_samples_per_second() -> None:
     result = measure_bc_samples("earlyexp/Household-v0", updates=3, repeats=2, demos=3)
     assert result["samples_per_second"] > 0 and len(result["runs"]) == 2
+
+
+def test_update_cost_of_the_early_experience_learners() -> None:
+    result = measure_update_cost("earlyexp/Household-v0", demos=3, updates=4, repeats=2)
+    seconds, ratio = result["seconds_per_update"], result["ratio_to_bc"]
+    assert all(len(runs) == 2 for runs in result["runs"].values())
+    assert ratio["bc"] == 1.0 and ratio["iwm-joint"] == seconds["iwm-joint"] / seconds["bc"]
+    # iwm-joint's update is BC's and a world-model update: more work than BC's alone
+    assert seconds["iwm-joint"] > seconds["bc"] > 0 and seconds["world-model stage"] > 0
 
 
 def test_rl_env_steps_per_second() -> None:
