@@ -101,3 +101,24 @@ def test_readme_user_env_example_through_the_console_script(tmp_path: Path) -> N
         assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
         assert "\r" not in result.stderr  # not a terminal: progress as plain lines
     assert (tmp_path / "lights.jsonl").exists()
+
+
+def test_readme_study_table_is_the_reports() -> None:
+    """The study's result table in the README is what docs/benchmark/study/table.py prints
+    from the committed report files, row for row."""
+    root = README.parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "docs/benchmark/study/table.py"),
+            str(root / "docs/benchmark/study"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| `") or "**`" in line]
+    assert len(rows) == 8
+    text = README.read_text()
+    for row in rows:
+        assert row in text, row
