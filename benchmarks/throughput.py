@@ -59,7 +59,7 @@ from benchmarks.results import commit
 from envs import minigrid_adapter, textworld_games
 from learners.data import collect_demos, encode_decisions
 from learners.evaluate import evaluate
-from learners.imitation import behaviour_cloning, encode_for
+from learners.imitation import PolicyLoss, behaviour_cloning, encode_for
 from learners.rl import RLConfig, train_rl
 from learners.rollouts import collect_rollouts, load_rollouts
 from learners.world_model import (
@@ -204,9 +204,16 @@ def engine_table(results: list[dict[str, Any]]) -> str:
 
 
 def _bc_speed(
-    agent: Any, decisions: list[Any], updates: int, batch_size: int, rate: float, seed: int
+    agent: Any,
+    decisions: list[Any],
+    updates: int,
+    batch_size: int,
+    rate: float,
+    seed: int,
+    loss: PolicyLoss | None = None,
 ) -> float:
-    """Decisions/s of ``updates`` updates of BC's own loop (no early stop; one validation)."""
+    """Decisions/s of ``updates`` updates of BC's own loop (no early stop; one validation),
+    with a learner's own ``loss`` (default: BC's)."""
     fit = behaviour_cloning(
         agent,
         decisions,
@@ -218,6 +225,7 @@ def _bc_speed(
         patience=1,
         seed=seed,
         progress=False,
+        loss=loss,
     )
     return fit["samples_per_second"]
 
@@ -272,20 +280,16 @@ def measure_update_cost(
     for repeat in range(repeats):
         joint = joint_loss(transitions, dataclasses.replace(config, seed=repeat))
         for name, loss in (("bc", None), ("iwm-joint", joint)):
-            fit = behaviour_cloning(
+            speed = _bc_speed(
                 Agent(seed=repeat),
                 decisions,
-                decisions[: config.batch_size],
-                max_updates=updates,
-                batch_size=config.batch_size,
-                learning_rate=config.learning_rate,
-                val_every=updates,
-                patience=1,
-                seed=repeat,
-                progress=False,
-                loss=loss,
+                updates,
+                config.batch_size,
+                config.learning_rate,
+                repeat,
+                loss,
             )
-            seconds[name].append(config.batch_size / fit["samples_per_second"])
+            seconds[name].append(config.batch_size / speed)
         stage = world_modeling(
             Agent(seed=repeat),
             transitions,

@@ -428,11 +428,9 @@ def world_model_loss(
     vocab = appear_logits.shape[-1]
     nexts = _multi_hot([ids for t in chunk for ids in t.nexts], vocab).to(device)  # [N, V]
     current_ids = pad_sequence(
-        [torch.tensor(t.current, dtype=torch.long) for t in chunk], batch_first=True
-    ).to(device)[state_of]  # [N, C], padded with token 0 ...
-    is_current = pad_sequence(
-        [torch.ones(len(t.current), dtype=torch.bool) for t in chunk], True
-    ).to(device)[state_of]  # ... which this mask leaves out
+        [torch.tensor(t.current, dtype=torch.long) for t in chunk], True, PAD
+    ).to(device)[state_of]  # [N, C]
+    is_current = current_ids != PAD
     stays = (nexts.gather(1, current_ids) > 0) & is_current  # a current token still there next
     if target == "next":
         total = F.binary_cross_entropy_with_logits(appear_logits, nexts, reduction="sum")
