@@ -567,7 +567,7 @@ class LMAgent:
                 attention_mask=mask,
                 position_ids=positions,
                 use_cache=True,
-                logits_to_keep=1,  # the vocabulary projection of every prompt token is ~20% of it
+                logits_to_keep=1,  # projecting every prompt token onto the vocabulary: ~20% of the pass
             )
             step_ids = torch.full((len(prompts), 1), tok.pad_id, dtype=torch.long)
             for _ in range(limit):
