@@ -242,14 +242,14 @@ PROFILES: dict[str, Profile] = {
     ),
     # The language-model agent (issue 17): the tiny LM trained from scratch, BC against
     # implicit world modeling in both of the LM's modes and self-reflection at 25 and 50
-    # demos on Household (not yet run end to end); lm-bc sets the tiny LM's BC beside the
-    # policy model's (standard has it at the same demos and seeds).
+    # demos on Household (run end to end on the CPU; results in the README); lm-bc sets the
+    # tiny LM's BC beside the policy model's (standard has it at the same demos and seeds).
     "lm": Profile(
         name="lm",
-        cost="4 learners x 2 budgets x 5 seeds on Household (40 runs); a tiny-LM BC run took "
-        "6.5 core-minutes at 50 demos, and sr writes a thought before every test step: "
-        "roughly 8 core-hours, estimated from single runs, not run end to end; on one H200 "
-        "(--device cuda, 16 runs at a time) a BC run took 91-113 s",
+        cost="4 learners x 2 budgets x 5 seeds on Household (40 runs): 6.8 core-hours, "
+        "measured end to end on a 2-core CPU, one thread a run (median run: bc 7, "
+        "iwm-matched 9, iwm-mixed 8, sr 16 core-minutes; sr writes a thought before every "
+        "test step); on one H200 (--device cuda, 16 runs at a time) a BC run took 91-113 s",
         full_budget=50,
         budgets=(0.5, 1.0),
         seeds=(0, 1, 2, 3, 4),
